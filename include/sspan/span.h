@@ -1,0 +1,107 @@
+#pragma once
+// Self-selected attention spans (see docs/span-semantics.md): grammars that find anchors
+// and reference lists in the decoded text, the per-request span state that applies the
+// span rule token by token, and the blocked encoding (block ids + in-block bitmasks +
+// a dense tail) that the attention kernels consume.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sspan {
+
+// A half-open range of positions [begin, end).
+struct PosRange {
+  int32_t begin = 0;
+  int32_t end = 0;
+  bool operator==(const PosRange&) const = default;
+};
+
+// How a task format writes anchors and reference lists. Built-ins: "arith", "summary".
+// User grammars come from JSON (see docs/grammars.md), so a new format needs no rebuild.
+struct SpanGrammar {
+  enum class AnchorPlace { LineEnd, LineStart };
+  std::string name;
+  AnchorPlace anchor_place = AnchorPlace::LineEnd;
+  std::string anchor_open = "[";   // LineEnd: "[k]"; LineStart: "k :" (open "", close ":")
+  std::string anchor_close = "]";
+  std::string list_open = "[";     // reference list brackets at the start of a line
+  std::string list_close = "]";
+  std::string list_sep = ",";      // between items
+  std::string range_sep;           // "a-b" inclusive ranges; empty: no ranges
+  bool relative_refs = true;       // "-1" names the previous line
+  bool implicit_prev_ref_line = false;  // also attend the previous line that began with a list
+
+  static SpanGrammar builtin(std::string_view name);  // throws for unknown names
+  static SpanGrammar from_json(std::string_view json_text, std::string_view source);
+  static SpanGrammar from_file(const std::filesystem::path& path);
+};
+
+// Counters of what the span rule met during a run.
+struct SpanEvents {
+  int64_t sparse_lines = 0;      // lines whose reference list resolved
+  int64_t dense_fallbacks = 0;   // lines that began a list but fell back to dense
+  int64_t unknown_anchors = 0;   // references to anchors that do not exist (yet)
+  int64_t malformed_lists = 0;   // unterminated / unparsable / empty lists
+  int64_t redefined_anchors = 0; // an anchor id defined twice (the later wins)
+  SpanEvents& operator+=(const SpanEvents& o);
+};
+
+// The blocked span encoding for a batch of query rows, CSR over rows (paper Figure 4).
+// Row r attends to the positions set in its listed blocks (all < tail_start[r]) and to
+// every position of the dense tail [tail_start[r], pos[r]]. A dense row lists no blocks
+// and has tail_start = 0. Bit j of mask word w of a block b is position b*B + 32*w + j.
+struct SpanBatch {
+  int block_size = 64;               // B: 16, 32, 64, 128 or 256
+  std::vector<int32_t> indptr{0};    // [rows + 1]
+  std::vector<int32_t> block_ids;    // [nnz], ascending within a row
+  std::vector<uint32_t> masks;       // [nnz * words_per_block()]
+  std::vector<int32_t> tail_start;   // [rows]
+  std::vector<int32_t> pos;          // [rows], the query position t (tail is inclusive)
+
+  int rows() const { return int(pos.size()); }
+  int words_per_block() const { return block_size <= 32 ? 1 : block_size / 32; }
+  void reset(int block_size);
+  void add_dense_row(int32_t t);
+  // Encode sorted, disjoint ranges that all end at or before tail_start.
+  void add_row(const std::vector<PosRange>& before_tail, int32_t tail_start, int32_t t);
+  // Decode row r back into sorted, merged half-open ranges (t included).
+  std::vector<PosRange> row_ranges(int r) const;
+  int64_t row_count(int r) const;  // number of attended positions of row r
+};
+
+bool valid_block_size(int b);
+
+// The span rule applied to one request, token by token. Holds its lines, anchors and
+// the current line's reference list; the blocked form of the current line's attended
+// set is cached so that a step inside a line only moves t.
+class SpanState {
+ public:
+  // grammar == nullptr: the `dense` policy (every token dense).
+  explicit SpanState(std::shared_ptr<const SpanGrammar> grammar, int block_size = 64);
+  ~SpanState();
+  SpanState(SpanState&&) noexcept;
+  SpanState& operator=(SpanState&&) noexcept;
+
+  // Process the token at position t = tokens pushed so far (position 0 is BOS, pushed
+  // with empty text). `text` is the bytes the token stands for; `in_prompt` marks
+  // prompt tokens (the header is made of prompt lines).
+  void push(std::string_view text, bool in_prompt);
+
+  int32_t last_pos() const;          // t of the last pushed token
+  bool last_sparse() const;          // mode of the last pushed token
+  int32_t last_line() const;         // 0-based line index of the last pushed token
+  std::vector<PosRange> last_attended() const;  // sorted, merged, t included
+  int64_t last_count() const;                   // |S_t|
+  void append_last(SpanBatch& batch) const;     // blocked encoding of the last token
+
+  const SpanEvents& events() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sspan

@@ -1,0 +1,87 @@
+#pragma once
+// The ops interface the LLaMA forward pass is written against (src/model/llama.cpp).
+// One implementation per device: src/cpu (the reference, fp32 accumulation) and
+// src/cuda (kernels/). Every buffer is allocated before the first step; ops never
+// allocate.
+//
+// Shapes use: n = query rows in this step (prompt tokens of a prefill, or one token per
+// sequence in decode), H = hidden, I = intermediate, Hq = query heads, Hkv = kv heads,
+// D = head_dim, V = vocab, L = layers, S = batch slots, C = max context.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/tensor.h"
+#include "sspan/checkpoint.h"
+#include "sspan/span.h"
+
+namespace sspan {
+
+// What one forward step processes, on the host. The backend copies it to its own memory
+// in set_step (one upload per step on a GPU).
+struct StepBatch {
+  std::span<const int32_t> tokens;  // [n] token ids
+  std::span<const int32_t> pos;     // [n] position of each token in its sequence
+  std::span<const int32_t> slot;    // [n] KV-cache slot of each token's sequence
+  const SpanBatch* span = nullptr;  // rows = n; nullptr: every row dense (causal)
+  std::span<const int32_t> logit_rows;  // rows whose logits the caller wants, ascending
+};
+
+struct KvCacheShape {
+  int layers = 0, slots = 0, kv_heads = 0, max_ctx = 0, head_dim = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual Device device() const = 0;
+  // Activations dtype: F32 on the CPU; F16/BF16 on a GPU.
+  virtual DType act_dtype() const = 0;
+
+  // ---- memory (all before the first step) ----
+  // A weight from the checkpoint, kept or converted to the backend's weight dtype.
+  virtual Tensor load_weight(const TensorInfo& src) = 0;
+  // A host fp32 table (e.g. RoPE inverse frequencies) made resident on the device.
+  virtual Tensor load_table(std::span<const float> values) = 0;
+  virtual Tensor alloc(std::initializer_list<int64_t> shape, DType dtype) = 0;
+  // KV cache [L][S][Hkv][C][D] for keys and for values.
+  virtual void alloc_kv_cache(const KvCacheShape& shape) = 0;
+  virtual size_t kv_cache_bytes() const = 0;
+
+  // ---- per step ----
+  // Upload the step description. n <= max rows given at alloc time of activations.
+  virtual void set_step(const StepBatch& step) = 0;
+
+  // ---- ops (shapes for the current step's n rows) ----
+  // out[n, H] = table[tokens[i], :]
+  virtual void embedding(const Tensor& table, Tensor& out, int n) = 0;
+  // out[n, H] = x / rms(x) * w, rms over H in fp32
+  virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out, int n) = 0;
+  // y[n, O] = x[n, K] . W[O, K]^T   (fp32 accumulation)
+  virtual void matmul(const Tensor& x, const Tensor& w, Tensor& y, int n) = 0;
+  // In place on q[n, Hq, D] and k[n, Hkv, D]: HF rotate_half, pair (i, i + D/2),
+  // angle = pos * inv_freq[i].
+  virtual void rope(Tensor& q, Tensor& k, const Tensor& inv_freq, int n) = 0;
+  // cache[layer][slot][h][pos] = k/v[i, h, :]
+  virtual void kv_append(int layer, const Tensor& k, const Tensor& v, int n) = 0;
+  // out[n, Hq, D] = softmax(q . K^T / sqrt(D) over the row's span) . V, GQA by h / (Hq/Hkv)
+  virtual void attention(int layer, const Tensor& q, Tensor& out, int n) = 0;
+  // out[n, I] = silu(gate) * up
+  virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, int n) = 0;
+  // x[n, H] += y[n, H]
+  virtual void add(Tensor& x, const Tensor& y, int n) = 0;
+  // Copy rows[i] of x[n, H] to out[i, H] (the rows whose logits are wanted).
+  virtual void gather_rows(const Tensor& x, Tensor& out, int n_out) = 0;
+  // Copy logits[m, V] (fp32 on the host side) into dst.
+  virtual void read_logits(const Tensor& logits, std::span<float> dst, int m) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend(int threads);
+#ifdef SSPAN_WITH_CUDA
+std::unique_ptr<Backend> make_cuda_backend(DType dtype, int device_index);
+#endif
+
+}  // namespace sspan
