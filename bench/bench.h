@@ -1,0 +1,12 @@
+#pragma once
+// Subcommands of sspan-bench. Each registers itself on the app; the benchmark validates
+// its configuration against a CPU reference before it times anything.
+#include <CLI/CLI.hpp>
+#include <string>
+
+namespace sspan::bench {
+
+// Build and machine description printed with every result table.
+std::string build_description();
+
+}  // namespace sspan::bench
