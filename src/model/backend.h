@@ -8,6 +8,7 @@
 // sequence in decode), H = hidden, I = intermediate, Hq = query heads, Hkv = kv heads,
 // D = head_dim, V = vocab, L = layers, S = batch slots, C = max context.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -54,6 +55,13 @@ class Backend {
   // ---- per step ----
   // Upload the step description. n <= max rows given at alloc time of activations.
   virtual void set_step(const StepBatch& step) = 0;
+  // Run one forward step: upload `step`, then run `body` (every op of the forward pass
+  // for this step). A GPU backend may capture body into a graph and replay it for later
+  // steps of the same shape; body must then read per-step data only through set_step.
+  virtual void forward_step(const StepBatch& step, const std::function<void()>& body) {
+    set_step(step);
+    body();
+  }
 
   // ---- ops (shapes for the current step's n rows) ----
   // out[n, H] = table[tokens[i], :]
