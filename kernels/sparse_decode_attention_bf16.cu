@@ -1,0 +1,8 @@
+// bf16 instantiations of the block-sparse decode attention.
+#include "sparse_decode_attention.cuh"
+
+namespace sspan::kernels {
+void launch_sparse_decode_bf16(const SparseDecodeParams& p, cudaStream_t stream) {
+  decode::launch_for_type<__nv_bfloat16>(p, stream);
+}
+}  // namespace sspan::kernels
