@@ -1,5 +1,6 @@
 #include "cuda/device_buffer.h"
 
+#include "common/check.h"
 #include "cuda/cuda_check.h"
 
 namespace sspan::cuda {

@@ -51,6 +51,9 @@ class Backend {
   // KV cache [L][S][Hkv][C][D] for keys and for values.
   virtual void alloc_kv_cache(const KvCacheShape& shape) = 0;
   virtual size_t kv_cache_bytes() const = 0;
+  // Capacity hint: the most rows and listed span blocks one step will carry. A GPU backend
+  // sizes its fixed step buffers from it (growing later drops captured graphs).
+  virtual void reserve_steps(int max_rows, int max_blocks) {}
 
   // ---- per step ----
   // Upload the step description. n <= max rows given at alloc time of activations.

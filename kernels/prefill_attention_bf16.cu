@@ -1,0 +1,8 @@
+// bf16 instantiations of the causal prefill attention.
+#include "prefill_attention.cuh"
+
+namespace sspan::kernels {
+void launch_prefill_bf16(const PrefillParams& p, cudaStream_t stream) {
+  prefill::launch_for_type<__nv_bfloat16>(p, stream);
+}
+}  // namespace sspan::kernels

@@ -1,0 +1,431 @@
+// CudaBackend: the Backend ops on one CUDA device. Host-side checks and bookkeeping here;
+// the arithmetic is in kernels/ and cuBLAS.
+#include "cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "common/check.h"
+#include "cuda/cuda_check.h"
+#include "cuda/device_buffer.h"
+#include "cuda/step_buffers.h"
+#include "cuda/weight_upload.h"
+#include "elementwise.h"
+#include "prefill_attention.h"
+#include "sparse_decode_attention.h"
+
+namespace sspan {
+namespace {
+
+using cuda::DeviceBuffer;
+
+constexpr int kMaxDecodeSplits = 64;
+constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;
+
+cudaDataType_t cuda_type(DType t) {
+  switch (t) {
+    case DType::F32: return CUDA_R_32F;
+    case DType::F16: return CUDA_R_16F;
+    case DType::BF16: return CUDA_R_16BF;
+  }
+  SSPAN_FAIL("unknown dtype");
+}
+
+// Elements per leading-dimension row of a tensor ([n, a, b] -> a * b).
+int64_t row_elems(const Tensor& t) { return t.rank <= 1 ? t.numel() : t.numel() / t.dim(0); }
+
+Tensor device_tensor(std::shared_ptr<DeviceBuffer> buf, const std::vector<int64_t>& shape, DType dtype) {
+  SSPAN_CHECK(shape.size() <= 5, "tensor rank {} exceeds 5", shape.size());
+  Tensor t;
+  t.data = buf->get();
+  t.storage = std::move(buf);
+  t.dtype = dtype;
+  t.device = Device::CUDA;
+  t.rank = int(shape.size());
+  for (size_t i = 0; i < shape.size(); ++i) t.shape[i] = shape[i];
+  return t;
+}
+
+struct GraphExecDeleter {
+  void operator()(cudaGraphExec_t g) const { cudaGraphExecDestroy(g); }
+};
+using GraphExecPtr = std::unique_ptr<std::remove_pointer_t<cudaGraphExec_t>, GraphExecDeleter>;
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(DType dtype, int device_index, const CudaBackendOptions& options)
+      : dtype_(dtype), device_index_(device_index), options_(options) {
+    SSPAN_CHECK(dtype == DType::F16 || dtype == DType::BF16, "CUDA backend: dtype {} (F16 or BF16)", dtype_name(dtype));
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess) cudaGetLastError();
+    SSPAN_CHECK(err == cudaSuccess && device_index >= 0 && device_index < count,
+                "CUDA backend: device {} is not available ({} devices{}{})", device_index, count,
+                err == cudaSuccess ? "" : ": ", err == cudaSuccess ? "" : cudaGetErrorString(err));
+    SSPAN_CUDA_CHECK(cudaSetDevice(device_index));
+    cudaDeviceProp prop{};
+    SSPAN_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_index));
+    SSPAN_CHECK(prop.major >= 8, "CUDA backend: device {} ({}) has compute capability {}.{}; 8.0 or newer is needed",
+                device_index, prop.name, prop.major, prop.minor);
+    device_name_ = prop.name;
+    sm_count_ = prop.multiProcessorCount;
+    SSPAN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    SSPAN_CUBLAS_CHECK(cublasCreate(&cublas_));
+    SSPAN_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    // A fixed workspace keeps cuBLAS from allocating inside a captured graph.
+    cublas_workspace_ = DeviceBuffer(kCublasWorkspaceBytes, "cuBLAS workspace");
+    SSPAN_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_.get(), cublas_workspace_.bytes()));
+  }
+
+  ~CudaBackend() override {
+    if (stream_) cudaStreamSynchronize(stream_);
+    graphs_.clear();
+    if (cublas_) cublasDestroy(cublas_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return "cuda:" + std::to_string(device_index_) + " (" + device_name_ + ")"; }
+  Device device() const override { return Device::CUDA; }
+  DType act_dtype() const override { return dtype_; }
+
+  // ---- memory ----
+  Tensor load_weight(const TensorInfo& src) override {
+    auto buf = std::make_shared<DeviceBuffer>(size_t(src.numel()) * dtype_size(dtype_),
+                                              fmt::format("weight {} {}", src.name, fmt::join(src.shape, "x")));
+    if (!uploader_) uploader_ = std::make_unique<cuda::WeightUploader>();
+    uploader_->upload(src, dtype_, buf->get(), stream_);
+    return device_tensor(std::move(buf), src.shape, dtype_);
+  }
+
+  Tensor load_table(std::span<const float> values) override {
+    auto buf = std::make_shared<DeviceBuffer>(values.size_bytes(), "fp32 table");
+    SSPAN_CUDA_CHECK(cudaMemcpy(buf->get(), values.data(), values.size_bytes(), cudaMemcpyHostToDevice));
+    return device_tensor(std::move(buf), {int64_t(values.size())}, DType::F32);
+  }
+
+  Tensor alloc(std::initializer_list<int64_t> shape, DType dtype) override {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    auto buf = std::make_shared<DeviceBuffer>(size_t(n) * dtype_size(dtype),
+                                              fmt::format("activation [{}] {}", fmt::join(shape, ", "), dtype_name(dtype)));
+    return device_tensor(std::move(buf), std::vector<int64_t>(shape), dtype);
+  }
+
+  void alloc_kv_cache(const KvCacheShape& s) override {
+    SSPAN_CHECK(s.layers > 0 && s.slots > 0 && s.kv_heads > 0 && s.max_ctx > 0 && (s.head_dim == 64 || s.head_dim == 128),
+                "KV cache shape L={} S={} Hkv={} C={} D={} is not supported (D must be 64 or 128)", s.layers, s.slots,
+                s.kv_heads, s.max_ctx, s.head_dim);
+    const size_t each = size_t(s.layers) * s.slots * s.kv_heads * s.max_ctx * s.head_dim * dtype_size(dtype_);
+    size_t free_b = 0, total_b = 0;
+    SSPAN_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    SSPAN_CHECK(2 * each <= free_b, "KV cache does not fit: {}",
+                cuda::device_memory_report(2 * each, fmt::format("keys and values [{}][{}][{}][{}][{}]", s.layers,
+                                                                  s.slots, s.kv_heads, s.max_ctx, s.head_dim)));
+    k_cache_ = DeviceBuffer(each, "KV cache keys");
+    v_cache_ = DeviceBuffer(each, "KV cache values");
+    SSPAN_CUDA_CHECK(cudaMemset(k_cache_.get(), 0, each));
+    SSPAN_CUDA_CHECK(cudaMemset(v_cache_.get(), 0, each));
+    kv_ = s;
+    // Split states: splits > 1 only while rows * Hkv < 2 * SMs, so rows * Hkv * splits
+    // stays under 4 * SMs; times the largest group and D.
+    const int64_t states = int64_t(4) * sm_count_ * kernels::kDecodeMaxGroup;
+    part_o_ = DeviceBuffer(size_t(states) * s.head_dim * sizeof(float), "decode split outputs");
+    part_m_ = DeviceBuffer(size_t(states) * sizeof(float), "decode split maxima");
+    part_d_ = DeviceBuffer(size_t(states) * sizeof(float), "decode split sums");
+    part_states_ = states;
+  }
+
+  size_t kv_cache_bytes() const override { return k_cache_.bytes() + v_cache_.bytes(); }
+
+  void reserve_steps(int max_rows, int max_blocks) override {
+    if (steps_.reserve(max_rows, max_blocks)) graphs_.clear();
+  }
+
+  // ---- per step ----
+  void set_step(const StepBatch& step) override {
+    SSPAN_CHECK(!capturing_, "set_step inside a captured forward step");
+    const cuda::StepLimits limits{kv_.slots, kv_.max_ctx, vocab_};
+    if (steps_.upload(step, limits, stream_)) graphs_.clear();
+  }
+
+  void forward_step(const StepBatch& step, const std::function<void()>& body) override {
+    set_step(step);
+    const cuda::StepInfo& info = steps_.info();
+    const bool graphable = options_.use_graphs && info.rows > 0 && info.distinct_slots &&
+                           info.rows <= options_.max_graph_rows;
+    if (!graphable) return body();
+    const GraphKey key{info.rows, info.logit_rows, info.block_size, info.words_per_block};
+    if (uncapturable_.count(key)) return body();
+    auto it = graphs_.find(key);
+    if (it == graphs_.end()) {
+      cudaGraph_t graph = nullptr;
+      capture_broken_ = false;
+      SSPAN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      capturing_ = true;
+      try {
+        body();
+      } catch (...) {
+        capturing_ = false;
+        cudaStreamEndCapture(stream_, &graph);
+        if (graph) cudaGraphDestroy(graph);
+        cudaGetLastError();
+        throw;
+      }
+      capturing_ = false;
+      SSPAN_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+      if (capture_broken_) {  // body needs the host mid-step (e.g. read_logits): run eagerly
+        cudaGraphDestroy(graph);
+        uncapturable_.insert(key);
+        return body();
+      }
+      cudaGraphExec_t exec = nullptr;
+      const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+      cudaGraphDestroy(graph);
+      SSPAN_CUDA_CHECK(err);
+      it = graphs_.emplace(key, GraphExecPtr(exec)).first;
+    }
+    SSPAN_CUDA_CHECK(cudaGraphLaunch(it->second.get(), stream_));
+  }
+
+  // ---- ops ----
+  void embedding(const Tensor& table, Tensor& out, int n) override {
+    check_rows(n, "embedding");
+    const int hidden = int(row_elems(table));
+    expect(table, dtype_, "embedding table");
+    expect(out, dtype_, "embedding output");
+    SSPAN_CHECK(row_elems(out) == hidden && out.dim(0) >= n, "embedding: output {} for {} rows of {}", out.shape_str(),
+                n, hidden);
+    vocab_ = table.dim(0);
+    if (!capturing_) {
+      const int32_t* tokens = steps_.host_tokens();
+      for (int i = 0; i < n; ++i)
+        SSPAN_CHECK(tokens[i] >= 0 && tokens[i] < vocab_, "embedding: token id {} outside the vocabulary [0, {})",
+                    tokens[i], vocab_);
+    }
+    kernels::launch_embedding(dtype_, table.data, steps_.device().tokens, out.data, n, hidden, stream_);
+  }
+
+  void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out, int n) override {
+    const int hidden = int(w.numel());
+    expect(x, dtype_, "rms_norm input");
+    expect(w, dtype_, "rms_norm weight");
+    expect(out, dtype_, "rms_norm output");
+    SSPAN_CHECK(row_elems(x) == hidden && row_elems(out) == hidden && x.dim(0) >= n && out.dim(0) >= n,
+                "rms_norm: input {} / output {} for weight [{}] and {} rows", x.shape_str(), out.shape_str(), hidden, n);
+    kernels::launch_rms_norm(dtype_, x.data, w.data, eps, out.data, n, hidden, stream_);
+  }
+
+  void matmul(const Tensor& x, const Tensor& w, Tensor& y, int n) override {
+    SSPAN_CHECK(w.rank == 2, "matmul: weight {} is not a matrix", w.shape_str());
+    const int out_dim = int(w.dim(0)), k_dim = int(w.dim(1));
+    expect(x, dtype_, "matmul input");
+    expect(w, dtype_, "matmul weight");
+    SSPAN_CHECK(y.dtype == dtype_ || y.dtype == DType::F32, "matmul: output dtype {}", dtype_name(y.dtype));
+    SSPAN_CHECK(row_elems(x) == k_dim && row_elems(y) == out_dim && x.dim(0) >= n && y.dim(0) >= n,
+                "matmul: x {} . W {}^T -> y {} for {} rows", x.shape_str(), w.shape_str(), y.shape_str(), n);
+    if (n == 0) return;
+    const float alpha = 1.f, beta = 0.f;
+    // Row-major y[n, O] is column-major y^T[O, n] = W[O, K] . x^T[K, n].
+    SSPAN_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, out_dim, n, k_dim, &alpha, w.data,
+                                    cuda_type(w.dtype), k_dim, x.data, cuda_type(x.dtype), k_dim, &beta, y.data,
+                                    cuda_type(y.dtype), out_dim, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+
+  void rope(Tensor& q, Tensor& k, const Tensor& inv_freq, int n) override {
+    const int head_dim = int(2 * inv_freq.numel());
+    SSPAN_CHECK(inv_freq.dtype == DType::F32 && head_dim > 0, "rope: inv_freq must be an fp32 table");
+    expect(q, dtype_, "rope q");
+    expect(k, dtype_, "rope k");
+    SSPAN_CHECK(row_elems(q) % head_dim == 0 && row_elems(k) % head_dim == 0 && q.dim(0) >= n && k.dim(0) >= n,
+                "rope: q {} / k {} do not split into heads of {}", q.shape_str(), k.shape_str(), head_dim);
+    kernels::launch_rope(dtype_, q.data, k.data, inv_freq.ptr<float>(), steps_.device().pos, n,
+                         int(row_elems(q) / head_dim), int(row_elems(k) / head_dim), head_dim, stream_);
+  }
+
+  void kv_append(int layer, const Tensor& k, const Tensor& v, int n) override {
+    check_layer(layer, "kv_append");
+    expect(k, dtype_, "kv_append k");
+    expect(v, dtype_, "kv_append v");
+    const int64_t row = int64_t(kv_.kv_heads) * kv_.head_dim;
+    SSPAN_CHECK(row_elems(k) == row && row_elems(v) == row && k.dim(0) >= n && v.dim(0) >= n,
+                "kv_append: k {} / v {} for {} KV heads of {}", k.shape_str(), v.shape_str(), kv_.kv_heads,
+                kv_.head_dim);
+    const int64_t head_stride = int64_t(kv_.max_ctx) * kv_.head_dim;
+    const int64_t slot_stride = head_stride * kv_.kv_heads;
+    kernels::launch_kv_append(dtype_, k.data, v.data, cache_layer(k_cache_, layer), cache_layer(v_cache_, layer),
+                              steps_.device().slot, steps_.device().pos, n, kv_.kv_heads, kv_.head_dim, slot_stride,
+                              head_stride, stream_);
+  }
+
+  void attention(int layer, const Tensor& q, Tensor& out, int n) override {
+    check_layer(layer, "attention");
+    check_rows(n, "attention");
+    expect(q, dtype_, "attention q");
+    expect(out, dtype_, "attention output");
+    const int d = kv_.head_dim;
+    SSPAN_CHECK(row_elems(q) % d == 0 && row_elems(out) == row_elems(q) && q.dim(0) >= n && out.dim(0) >= n,
+                "attention: q {} / output {} for head_dim {}", q.shape_str(), out.shape_str(), d);
+    const int q_heads = int(row_elems(q) / d);
+    const cuda::StepInfo& info = steps_.info();
+    const cuda::StepDevice& dev = steps_.device();
+    const int64_t head_stride = int64_t(kv_.max_ctx) * d;
+    const int64_t slot_stride = head_stride * kv_.kv_heads;
+    if (n == 0) return;
+    if (!info.has_span && info.max_tile_rows > 1) {  // dense prompt rows: tensor-core prefill
+      kernels::PrefillParams p;
+      p.q = q.data;
+      p.k_cache = cache_layer(k_cache_, layer);
+      p.v_cache = cache_layer(v_cache_, layer);
+      p.out = out.data;
+      p.q_row_stride = p.out_row_stride = row_elems(q);
+      p.cache_slot_stride = slot_stride;
+      p.cache_head_stride = head_stride;
+      p.slot = dev.slot;
+      p.pos = dev.pos;
+      p.tiles = dev.prefill_tiles;
+      p.num_tiles = info.prefill_tiles;
+      p.q_heads = q_heads;
+      p.kv_heads = kv_.kv_heads;
+      p.head_dim = d;
+      p.scale = 1.f / std::sqrt(float(d));
+      kernels::launch_prefill_attention(p, dtype_, stream_);
+      return;
+    }
+    kernels::SparseDecodeParams p;
+    p.q = q.data;
+    p.k_cache = cache_layer(k_cache_, layer);
+    p.v_cache = cache_layer(v_cache_, layer);
+    p.q_row_stride = p.out_row_stride = row_elems(q);
+    p.cache_slot_stride = slot_stride;
+    p.cache_head_stride = head_stride;
+    p.max_ctx = kv_.max_ctx;
+    p.slot = dev.slot;
+    p.indptr = dev.indptr;
+    p.block_ids = dev.block_ids;
+    p.masks = dev.masks;
+    p.block_id_stride = p.mask_stride = dev.record_stride;
+    p.tail_start = dev.tail_start;
+    p.pos = dev.pos;
+    p.out = out.data;
+    p.part_o = part_o_.as<float>();
+    p.part_m = part_m_.as<float>();
+    p.part_d = part_d_.as<float>();
+    p.rows = n;
+    p.q_heads = q_heads;
+    p.kv_heads = kv_.kv_heads;
+    p.head_dim = d;
+    p.block_size = info.block_size;
+    p.scale = 1.f / std::sqrt(float(d));
+    p.splits = kernels::choose_decode_splits(n, kv_.kv_heads, sm_count_, kMaxDecodeSplits);
+    while (p.splits > 1 && int64_t(n) * q_heads * p.splits > part_states_) --p.splits;
+    kernels::launch_sparse_decode_attention(p, dtype_, stream_);
+  }
+
+  void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, int n) override {
+    expect(gate, dtype_, "swiglu gate");
+    expect(up, dtype_, "swiglu up");
+    expect(out, dtype_, "swiglu output");
+    const int64_t row = row_elems(gate);
+    SSPAN_CHECK(row_elems(up) == row && row_elems(out) == row && gate.dim(0) >= n && up.dim(0) >= n && out.dim(0) >= n,
+                "swiglu: gate {} / up {} / output {}", gate.shape_str(), up.shape_str(), out.shape_str());
+    kernels::launch_swiglu(dtype_, gate.data, up.data, out.data, row * n, stream_);
+  }
+
+  void add(Tensor& x, const Tensor& y, int n) override {
+    expect(x, dtype_, "add x");
+    expect(y, dtype_, "add y");
+    SSPAN_CHECK(row_elems(x) == row_elems(y) && x.dim(0) >= n && y.dim(0) >= n, "add: x {} / y {}", x.shape_str(),
+                y.shape_str());
+    kernels::launch_add(dtype_, x.data, y.data, row_elems(x) * n, stream_);
+  }
+
+  void gather_rows(const Tensor& x, Tensor& out, int n_out) override {
+    SSPAN_CHECK(n_out == steps_.info().logit_rows, "gather_rows: {} rows asked, the step wants logits of {}", n_out,
+                steps_.info().logit_rows);
+    SSPAN_CHECK(x.dtype == out.dtype && row_elems(x) == row_elems(out) && out.dim(0) >= n_out,
+                "gather_rows: x {} {} / output {} {}", x.shape_str(), dtype_name(x.dtype), out.shape_str(),
+                dtype_name(out.dtype));
+    kernels::launch_gather_rows(x.dtype, x.data, steps_.device().logit_rows, out.data, n_out, int(row_elems(x)),
+                                stream_);
+  }
+
+  void read_logits(const Tensor& logits, std::span<float> dst, int m) override {
+    if (capturing_) {  // a host read cannot be part of a graph: this step shape runs eagerly
+      capture_broken_ = true;
+      return;
+    }
+    const int64_t vocab = row_elems(logits);
+    SSPAN_CHECK(logits.dim(0) >= m && int64_t(dst.size()) >= vocab * m, "read_logits: {} rows of {} into {} floats",
+                m, logits.shape_str(), dst.size());
+    const int64_t count = vocab * m;
+    const void* src = logits.data;
+    if (logits.dtype != DType::F32) {
+      if (logits_f32_.bytes() < size_t(count) * sizeof(float))
+        logits_f32_ = DeviceBuffer(size_t(count) * sizeof(float), "fp32 logits");
+      kernels::launch_convert(logits.dtype, logits.data, DType::F32, logits_f32_.get(), count, stream_);
+      src = logits_f32_.get();
+    }
+    SSPAN_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src, size_t(count) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+ private:
+  using GraphKey = std::tuple<int, int, int, int>;  // rows, logit rows, block size, mask words
+
+  void expect(const Tensor& t, DType dtype, const char* what) const {
+    SSPAN_CHECK(t.device == Device::CUDA && t.data != nullptr, "{}: not a CUDA tensor", what);
+    SSPAN_CHECK(t.dtype == dtype, "{}: dtype {} but {} expected", what, dtype_name(t.dtype), dtype_name(dtype));
+  }
+  void check_rows(int n, const char* what) const {
+    SSPAN_CHECK(n == steps_.info().rows, "{}: {} rows but the step has {}", what, n, steps_.info().rows);
+  }
+  void check_layer(int layer, const char* what) const {
+    SSPAN_CHECK(kv_.layers > 0, "{}: the KV cache is not allocated", what);
+    SSPAN_CHECK(layer >= 0 && layer < kv_.layers, "{}: layer {} outside [0, {})", what, layer, kv_.layers);
+  }
+  void* cache_layer(const DeviceBuffer& cache, int layer) const {
+    const size_t per_layer = cache.bytes() / size_t(kv_.layers);
+    return static_cast<char*>(cache.get()) + per_layer * size_t(layer);
+  }
+
+  DType dtype_;
+  int device_index_;
+  CudaBackendOptions options_;
+  std::string device_name_;
+  int sm_count_ = 0;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  DeviceBuffer cublas_workspace_;
+  std::unique_ptr<cuda::WeightUploader> uploader_;
+
+  KvCacheShape kv_;
+  DeviceBuffer k_cache_, v_cache_;           // [L][S][Hkv][C][D] each
+  DeviceBuffer part_o_, part_m_, part_d_;    // decode split states
+  int64_t part_states_ = 0;                  // (row, head, split) states they hold
+  DeviceBuffer logits_f32_;                  // [m, V] fp32 for read_logits
+  int64_t vocab_ = 0;
+
+  cuda::StepBuffers steps_;
+  std::map<GraphKey, GraphExecPtr> graphs_;
+  std::set<GraphKey> uncapturable_;
+  bool capturing_ = false;
+  bool capture_broken_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(DType dtype, int device_index, const CudaBackendOptions& options) {
+  return std::make_unique<CudaBackend>(dtype, device_index, options);
+}
+
+std::unique_ptr<Backend> make_cuda_backend(DType dtype, int device_index) {
+  return make_cuda_backend(dtype, device_index, CudaBackendOptions{});
+}
+
+}  // namespace sspan
