@@ -275,7 +275,7 @@ def main() -> None:
   hf_reference.py                     rewrite tests/data/hf/<variant>/ (see the file's header)
 check an engine against transformers on any LLaMA checkpoint:
   hf_reference.py --check MODEL_DIR --prompt "(42 * 56) + (5 * 32) [0]" --new-tokens 32
-  sspan-generate --model MODEL_DIR --prompt "..." --temp 0 --json
+  sspan-generate (same model and prompt) --temp 0 --json
 Prints {prompt_ids, tokens, margins, text}: the float64 greedy continuation (stopping at
 EOS unless --ignore-eos) and, per step, the top-1 minus top-2 logit. The engine's tokens
 should equal `tokens` up to the first step with a margin below its error bound (about
