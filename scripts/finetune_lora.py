@@ -132,7 +132,10 @@ def main(argv=None) -> int:
         sys.exit(f"no tokenizer at {tok_file}: pass --tokenizer")
     sp = spm.SentencePieceProcessor(model_file=str(tok_file))
     grammar = None if args.dense else args.grammar
-    examples, stats = load_examples(args.data, sp, grammar, args.max_length)
+    try:
+        examples, stats = load_examples(args.data, sp, grammar, args.max_length)
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: {e}")
     stats["mask"] = "dense" if args.dense else f"span ({args.grammar})"
     print(json.dumps(stats))
 
