@@ -64,7 +64,7 @@ std::vector<int64_t> parse_entry_shape(const json& entry, std::string_view src, 
   uint64_t n = 1;
   for (const auto& d : *it) {
     uint64_t dim = 0;
-    SSPAN_CHECK(as_size(d, kMaxElems, &dim), "{}: tensor '{}': shape entry {} is not a non-negative integer",
+    SSPAN_CHECK(as_size(d, kMaxElems, &dim), "{}: tensor '{}': shape entry {} is not an integer in [0, 2^62)",
                 src, name, d.dump());
     SSPAN_CHECK(dim == 0 || n <= kMaxElems / dim, "{}: tensor '{}': shape {} has too many elements (overflow)",
                 src, name, it->dump());
