@@ -65,7 +65,7 @@ nlohmann::json parse_json_strict(std::string_view text, std::string_view source)
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e999
     SSPAN_FAIL("{}: invalid JSON: {}", source, e.what());
   }
   SSPAN_CHECK(duplicate.empty(), "{}: duplicate key '{}'", source, duplicate);

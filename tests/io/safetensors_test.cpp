@@ -178,6 +178,10 @@ TEST(Safetensors, RejectsBadJson) {
   EXPECT_THAT(parse_error(raw_safetensors(R"({"x": {"dtype": )", "")),
               AllOf(HasSubstr("t.safetensors: header: invalid JSON")));
   EXPECT_THAT(parse_error(raw_safetensors(kGoodHeader + "}", kData16)), HasSubstr("invalid JSON"));
+  // A number too large for a double is a range error inside the JSON parser (found by
+  // sspan-fuzz-safetensors); it must surface as the same clean error.
+  const std::string huge = R"({"x":{"dtype":"F32","shape":[2,2],"data_offsets":[0,8e9223372036854775808]}})";
+  EXPECT_THAT(parse_error(raw_safetensors(huge, kData16)), AllOf(HasSubstr("invalid JSON"), HasSubstr("overflow")));
 }
 
 TEST(Safetensors, RejectsNonObjectHeader) {
