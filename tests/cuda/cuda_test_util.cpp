@@ -40,6 +40,7 @@ std::vector<float> random_values(std::mt19937& rng, size_t n, DType dtype, float
 }
 
 void upload_as(DType dtype, const std::vector<float>& host, void* dst) {
+  check(cudaDeviceSynchronize(), "synchronize before upload");  // backends use their own streams
   if (dtype == DType::F32) {
     check(cudaMemcpy(dst, host.data(), host.size() * 4, cudaMemcpyHostToDevice), "upload");
     return;
@@ -65,6 +66,7 @@ std::vector<float> download_as(DType dtype, const void* src, size_t n) {
 
 void poison(DType dtype, void* dst, size_t n) {
   // 0xFFFF is a NaN in fp16 and bf16; 0xFFFFFFFF in fp32.
+  check(cudaDeviceSynchronize(), "synchronize before poison");
   check(cudaMemset(dst, 0xFF, n * dtype_size(dtype)), "poison");
 }
 

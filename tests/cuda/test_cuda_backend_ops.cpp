@@ -1,0 +1,164 @@
+// Every op of the CUDA backend against the CPU backend on fresh random inputs, outputs
+// poisoned with NaN before each run, fp16 and bf16.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "backend_pair.h"
+#include "sspan/error.h"
+
+namespace sspan::test {
+namespace {
+
+class CudaOpsTest : public ::testing::TestWithParam<DType> {
+ protected:
+  void SetUp() override {
+    SSPAN_REQUIRE_CUDA();
+    pair_ = std::make_unique<BackendPair>(GetParam());
+    pair_->alloc_kv_cache({2, 4, 2, 512, 64});
+  }
+  DType dt() const { return GetParam(); }
+  // A step of n rows on distinct slots' positions (tokens < vocab).
+  void decode_step(int n, int vocab = 100) {
+    tokens_.resize(size_t(n));
+    pos_.resize(size_t(n));
+    slot_.resize(size_t(n));
+    for (int i = 0; i < n; ++i) {
+      tokens_[size_t(i)] = int32_t(rng_() % unsigned(vocab));
+      pos_[size_t(i)] = int32_t(rng_() % 500u);
+      slot_[size_t(i)] = i % 4;
+    }
+    StepBatch step{tokens_, pos_, slot_, nullptr, logit_rows_};
+    pair_->set_step(step);
+  }
+
+  std::mt19937 rng_{1234};
+  std::unique_ptr<BackendPair> pair_;
+  std::vector<int32_t> tokens_, pos_, slot_, logit_rows_;
+};
+
+TEST_P(CudaOpsTest, Embedding) {
+  const int n = 7, vocab = 100, hidden = 96;
+  auto table = pair_->weight({vocab, hidden}, random_values(rng_, size_t(vocab) * hidden, dt()));
+  auto out = pair_->activation({n, hidden});
+  decode_step(n, vocab);
+  pair_->cpu->embedding(table.cpu, out.cpu, n);
+  pair_->gpu->embedding(table.gpu, out.gpu, n);
+  expect_close(pair_->gpu_values(out), pair_->cpu_values(out), dt(), "embedding");
+}
+
+TEST_P(CudaOpsTest, RmsNorm) {
+  const int n = 5, hidden = 4096;
+  auto x = pair_->activation({n, hidden}, random_values(rng_, size_t(n) * hidden, dt(), 3.f));
+  auto w = pair_->weight({hidden}, random_values(rng_, hidden, dt()));
+  auto out = pair_->activation({n, hidden});
+  decode_step(n);
+  pair_->cpu->rms_norm(x.cpu, w.cpu, 1e-5f, out.cpu, n);
+  pair_->gpu->rms_norm(x.gpu, w.gpu, 1e-5f, out.gpu, n);
+  expect_close(pair_->gpu_values(out), pair_->cpu_values(out), dt(), "rms_norm");
+}
+
+TEST_P(CudaOpsTest, MatmulToActivationAndToFp32) {
+  const int n = 9, k = 320, o = 200;
+  auto x = pair_->activation({n, k}, random_values(rng_, size_t(n) * k, dt()));
+  auto w = pair_->weight({o, k}, random_values(rng_, size_t(o) * k, dt(), 0.2f));
+  auto y = pair_->activation({n, o});
+  auto y32 = pair_->activation_f32({n, o});
+  decode_step(n);
+  pair_->cpu->matmul(x.cpu, w.cpu, y.cpu, n);
+  pair_->gpu->matmul(x.gpu, w.gpu, y.gpu, n);
+  pair_->cpu->matmul(x.cpu, w.cpu, y32.cpu, n);
+  pair_->gpu->matmul(x.gpu, w.gpu, y32.gpu, n);
+  expect_close(pair_->gpu_values(y), pair_->cpu_values(y), dt(), "matmul");
+  expect_close(pair_->gpu_values(y32), pair_->cpu_values(y32), dt(), "matmul fp32 out");
+}
+
+TEST_P(CudaOpsTest, Rope) {
+  const int n = 6, hq = 8, hkv = 2, d = 64;
+  std::vector<float> inv(d / 2);
+  for (int i = 0; i < d / 2; ++i) inv[size_t(i)] = std::pow(10000.f, -2.f * float(i) / float(d));
+  TensorPair inv_freq{pair_->cpu->load_table(inv), pair_->gpu->load_table(inv)};
+  auto q = pair_->activation({n, hq, d}, random_values(rng_, size_t(n) * hq * d, dt()));
+  auto k = pair_->activation({n, hkv, d}, random_values(rng_, size_t(n) * hkv * d, dt()));
+  decode_step(n);
+  pair_->cpu->rope(q.cpu, k.cpu, inv_freq.cpu, n);
+  pair_->gpu->rope(q.gpu, k.gpu, inv_freq.gpu, n);
+  expect_close(pair_->gpu_values(q), pair_->cpu_values(q), dt(), "rope q");
+  expect_close(pair_->gpu_values(k), pair_->cpu_values(k), dt(), "rope k");
+}
+
+TEST_P(CudaOpsTest, SwigluAndAdd) {
+  const int n = 4, width = 1000;
+  auto gate = pair_->activation({n, width}, random_values(rng_, size_t(n) * width, dt(), 4.f));
+  auto up = pair_->activation({n, width}, random_values(rng_, size_t(n) * width, dt()));
+  auto out = pair_->activation({n, width});
+  auto x = pair_->activation({n, width}, random_values(rng_, size_t(n) * width, dt()));
+  decode_step(n);
+  pair_->cpu->swiglu(gate.cpu, up.cpu, out.cpu, n);
+  pair_->gpu->swiglu(gate.gpu, up.gpu, out.gpu, n);
+  expect_close(pair_->gpu_values(out), pair_->cpu_values(out), dt(), "swiglu");
+  pair_->cpu->add(x.cpu, out.cpu, n);
+  pair_->gpu->add(x.gpu, out.gpu, n);
+  expect_close(pair_->gpu_values(x), pair_->cpu_values(x), dt(), "add");
+}
+
+TEST_P(CudaOpsTest, GatherRowsAndReadLogits) {
+  const int n = 6, vocab = 300;
+  logit_rows_ = {1, 4, 5};
+  const int m = int(logit_rows_.size());
+  auto x = pair_->activation({n, vocab}, random_values(rng_, size_t(n) * vocab, dt(), 8.f));
+  auto picked = pair_->activation({m, vocab});
+  decode_step(n);
+  pair_->cpu->gather_rows(x.cpu, picked.cpu, m);
+  pair_->gpu->gather_rows(x.gpu, picked.gpu, m);
+  std::vector<float> cpu_logits(size_t(m) * vocab), gpu_logits(size_t(m) * vocab, NAN);
+  pair_->cpu->read_logits(picked.cpu, cpu_logits, m);
+  pair_->gpu->read_logits(picked.gpu, gpu_logits, m);
+  expect_close(gpu_logits, cpu_logits, dt(), "gather_rows + read_logits");
+}
+
+TEST_P(CudaOpsTest, WeightsFromHalfCheckpointTensors) {
+  // A checkpoint tensor stored as F16 or BF16 bits, uploaded and converted by the device.
+  const int rows = 3, cols = 5000;
+  for (DType src : {DType::F16, DType::BF16, DType::F32}) {
+    std::vector<float> values = random_values(rng_, size_t(rows) * cols, src);
+    std::vector<uint16_t> bits(values.size());
+    for (size_t i = 0; i < values.size(); ++i)
+      bits[i] = src == DType::F16 ? float_to_half(values[i]) : float_to_bf16(values[i]);
+    TensorInfo info;
+    info.name = "w";
+    info.dtype = src;
+    info.shape = {rows, cols};
+    info.nbytes = values.size() * dtype_size(src);
+    info.data = src == DType::F32 ? reinterpret_cast<const std::byte*>(values.data())
+                                  : reinterpret_cast<const std::byte*>(bits.data());
+    Tensor w = pair_->gpu->load_weight(info);
+    std::vector<float> expect(values.size());
+    for (size_t i = 0; i < values.size(); ++i) expect[i] = round_to(dt(), values[i]);
+    EXPECT_EQ(download_as(dt(), w.data, values.size()), expect) << "weight from " << dtype_name(src);
+  }
+}
+
+TEST_P(CudaOpsTest, BadStepsAreErrors) {
+  std::vector<int32_t> tok{1}, pos{600}, slot{0};
+  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, nullptr, {}}), Error);  // pos >= C
+  pos = {3};
+  slot = {9};
+  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, nullptr, {}}), Error);  // slot >= S
+  slot = {0};
+  auto table = pair_->weight({10, 64}, random_values(rng_, 640, dt()));
+  auto out = pair_->activation({1, 64});
+  tok = {10};
+  pair_->gpu->set_step(StepBatch{tok, pos, slot, nullptr, {}});
+  EXPECT_THROW(pair_->gpu->embedding(table.gpu, out.gpu, 1), Error);  // token outside the vocabulary
+  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, nullptr, {}}), Error);  // now checked here too
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, CudaOpsTest, ::testing::Values(DType::F16, DType::BF16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+}  // namespace
+}  // namespace sspan::test
