@@ -41,7 +41,8 @@ Row run_one(LlamaModel& m, const DecodeArgs& a, int batch, size_t weight_bytes, 
   for (int v = 0; v < c.vocab_size; ++v)
     SSPAN_CHECK(std::isfinite(logits[size_t(v)]), "validation: prefill logit {} is not finite", v);
 
-  std::vector<int32_t> tok(size_t(batch)), p(size_t(batch)), sl(size_t(batch)), rows(size_t(batch));
+  const size_t nb = size_t(batch);
+  std::vector<int32_t> tok(nb), p(nb), sl(nb), rows(nb);
   std::iota(sl.begin(), sl.end(), 0);
   std::iota(rows.begin(), rows.end(), 0);
   auto step = [&](int k) {

@@ -4,6 +4,7 @@
 // forms execute the same sequence of fp32 operations, so they give identical results:
 // the matmul may choose either form depending on the number of rows without changing
 // any output bit.
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -68,14 +69,14 @@ inline float dot(const Row& row, const float* x, int64_t K) {
   float lanes[4][8] = {};
   for (; i + 32 <= K; i += 32)
     for (int a = 0; a < 4; ++a)
-      for (int j = 0; j < 8; ++j) lanes[a][j] += row.load1(i + 8 * a + j) * x[i + 8 * a + j];
+      for (int j = 0; j < 8; ++j) lanes[a][j] = std::fma(row.load1(i + 8 * a + j), x[i + 8 * a + j], lanes[a][j]);
   for (; i + 8 <= K; i += 8)
-    for (int j = 0; j < 8; ++j) lanes[0][j] += row.load1(i + j) * x[i + j];
+    for (int j = 0; j < 8; ++j) lanes[0][j] = std::fma(row.load1(i + j), x[i + j], lanes[0][j]);
   float acc = 0.f;
   for (int j = 0; j < 8; ++j) acc += (lanes[0][j] + lanes[1][j]) + (lanes[2][j] + lanes[3][j]);
 #endif
-  float tail = 0.f;
-  for (; i < K; ++i) tail += row.load1(i) * x[i];
+  float tail = 0.f;  // explicit fma: the same rounding whatever the compiler contracts
+  for (; i < K; ++i) tail = std::fma(row.load1(i), x[i], tail);
   return acc + tail;
 }
 

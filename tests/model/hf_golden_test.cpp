@@ -36,7 +36,8 @@ TEST_P(HfGolden, LogitsAndGreedyTokensAgree) {
   for (int p = 0; p < P; ++p) {
     const std::vector<int32_t> ids = g["prompts"][p].get<std::vector<int32_t>>();
     const int n = int(ids.size());
-    std::vector<int32_t> pos(size_t(n)), slot(size_t(n), p), rows(size_t(n));
+    const size_t un = static_cast<size_t>(n);
+    std::vector<int32_t> pos(un), slot(un, p), rows(un);
     std::iota(pos.begin(), pos.end(), 0);
     std::iota(rows.begin(), rows.end(), 0);
     m.forward({ids, pos, slot, nullptr, rows});
@@ -64,7 +65,7 @@ TEST_P(HfGolden, LogitsAndGreedyTokensAgree) {
       }
       const int32_t at = n + k, row = 0;
       m.forward({std::span(&next, 1), std::span(&at, 1), std::span(&slot[0], 1), nullptr, std::span(&row, 1)});
-      std::vector<float> step(size_t(V));
+      std::vector<float> step(static_cast<size_t>(V));
       m.read_logits(step, 1);
       next = argmax(step);
     }

@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "model/llama.h"
+#include "sspan/error.h"
 #include "runtime/sampler.h"
 #include "support/checkpoint_writer.h"
 #include "support/test_paths.h"
@@ -35,7 +36,8 @@ Loaded load(const std::filesystem::path& dir, int rows = 64, int slots = 4, int 
 // Logits of every position of `ids` in one prefill pass, [n][V].
 std::vector<std::vector<float>> prefill_logits(LlamaModel& m, const std::vector<int32_t>& ids, int slot = 0) {
   const int n = int(ids.size()), V = m.config().vocab_size;
-  std::vector<int32_t> pos(n), slots(n, slot), rows(n);
+  const size_t un = static_cast<size_t>(n);
+  std::vector<int32_t> pos(un), slots(un, slot), rows(un);
   std::iota(pos.begin(), pos.end(), 0);
   std::iota(rows.begin(), rows.end(), 0);
   m.forward({ids, pos, slots, nullptr, rows});
