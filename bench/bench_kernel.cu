@@ -370,7 +370,7 @@ class Sweep {
       const std::vector<float> q = download_floats(dtype_, q_.as<char>() + size_t(r) * row_elems * 2, size_t(row_elems));
       const cpu::KvLayerView kv{k.data(), v.data(), 1, o_.heads, max_ctx_, o_.head_dim};
       const int32_t slot0 = 0;
-      std::vector<float> ref_sparse(size_t(row_elems)), ref_dense(size_t(row_elems));
+      std::vector<float> ref_sparse(static_cast<size_t>(row_elems)), ref_dense(static_cast<size_t>(row_elems));
       cpu::span_attention(q.data(), kv, &slot0, select_rows(sparse, {r}), ref_sparse.data(), 1, o_.heads);
       cpu::span_attention(q.data(), kv, &slot0, select_rows(dense, {r}), ref_dense.data(), 1, o_.heads);
       const auto check = [&](const DeviceBuffer& out, const std::vector<float>& ref, const char* what) {
