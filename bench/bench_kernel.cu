@@ -31,8 +31,8 @@
 #ifndef SSPAN_GIT_DESCRIBE
 #define SSPAN_GIT_DESCRIBE "unknown"
 #endif
-#define SSPAN_STRINGIFY_(x) #x
-#define SSPAN_STRINGIFY(x) SSPAN_STRINGIFY_(x)
+#define SSPAN_STRINGIFY_(...) #__VA_ARGS__
+#define SSPAN_STRINGIFY(...) SSPAN_STRINGIFY_(__VA_ARGS__)
 
 namespace sspan::bench {
 namespace {
