@@ -166,7 +166,9 @@ class CudaBackend final : public Backend {
     if (it == graphs_.end()) {
       cudaGraph_t graph = nullptr;
       capture_broken_ = false;
-      SSPAN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      // Relaxed: the first launch of a kernel raises its shared-memory limit
+      // (cudaFuncSetAttribute), which may happen inside the first capture.
+      SSPAN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
       capturing_ = true;
       try {
         body();
@@ -201,13 +203,11 @@ class CudaBackend final : public Backend {
     expect(out, dtype_, "embedding output");
     SSPAN_CHECK(row_elems(out) == hidden && out.dim(0) >= n, "embedding: output {} for {} rows of {}", out.shape_str(),
                 n, hidden);
-    vocab_ = table.dim(0);
-    if (!capturing_) {
-      const int32_t* tokens = steps_.host_tokens();
-      for (int i = 0; i < n; ++i)
-        SSPAN_CHECK(tokens[i] >= 0 && tokens[i] < vocab_, "embedding: token id {} outside the vocabulary [0, {})",
-                    tokens[i], vocab_);
-    }
+    vocab_ = table.dim(0);  // later steps are checked in set_step, before any graph replay
+    const int32_t* tokens = steps_.host_tokens();
+    for (int i = 0; i < n; ++i)
+      SSPAN_CHECK(tokens[i] >= 0 && tokens[i] < vocab_, "embedding: token id {} outside the vocabulary [0, {})",
+                  tokens[i], vocab_);
     kernels::launch_embedding(dtype_, table.data, steps_.device().tokens, out.data, n, hidden, stream_);
   }
 
