@@ -133,6 +133,17 @@ __device__ __forceinline__ void load8(const T* src, float (&dst)[8]) {
   for (int i = 0; i < 8; ++i) dst[i] = to_float(e[i]);
 }
 
+// N (2 or 4) consecutive elements of a shared row as floats, in one 4- or 8-byte load.
+template <class T, int N>
+__device__ __forceinline__ void load_n(const T* src, float (&dst)[N]) {
+  static_assert(N == 2 || N == 4, "2 or 4 elements per lane");
+  using Vec = std::conditional_t<N == 4, uint2, uint32_t>;
+  const Vec raw = *reinterpret_cast<const Vec*>(src);
+  const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int i = 0; i < N; ++i) dst[i] = to_float(e[i]);
+}
+
 template <class T, int D, int G>
 __global__ void __launch_bounds__(kDecodeWarps * 32)
     sparse_decode_kernel(const __grid_constant__ SparseDecodeParams p) {
@@ -243,9 +254,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32)
 #pragma unroll 4
     for (int t = 0; t < kDecodeTileTokens; ++t) {
       float v[kDimsPerLane];
-      const T* v_row = v_tile + t * row_elems<D>() + lane * kDimsPerLane;
-#pragma unroll
-      for (int j = 0; j < kDimsPerLane; ++j) v[j] = to_float(v_row[j]);
+      load_n<T, kDimsPerLane>(v_tile + t * row_elems<D>() + lane * kDimsPerLane, v);
 #pragma unroll
       for (int g = 0; g < G; ++g) {
         const float pt = __shfl_sync(0xffffffffu, prob[g], t);
