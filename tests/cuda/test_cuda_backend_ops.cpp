@@ -157,6 +157,27 @@ TEST_P(CudaOpsTest, BadStepsAreErrors) {
   EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, nullptr, {}}), Error);  // now checked here too
 }
 
+TEST_P(CudaOpsTest, BadSpansAreErrors) {
+  std::vector<int32_t> tok{1, 2}, pos{100, 200}, slot{0, 1};
+  SpanBatch span;
+  span.reset(16);
+  span.add_row({{0, 10}}, 90, 100);
+  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, &span, {}}), Error);  // 1 span row for 2 rows
+  span.add_row({{16, 40}}, 150, 200);
+  pair_->gpu->set_step(StepBatch{tok, pos, slot, &span, {}});  // well formed
+  SpanBatch late = span;
+  late.masks[0] = 1u << 15;  // row 0 attends position 6 * 16 + 15 = 111, past its tail start 90
+  late.block_ids[0] = 6;
+  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, &late, {}}), Error);
+  SpanBatch unsorted = span;
+  ASSERT_EQ(unsorted.block_ids, (std::vector<int32_t>{0, 1, 2}));
+  std::swap(unsorted.block_ids[1], unsorted.block_ids[2]);  // row 1 lists blocks 1, 2: now 2, 1
+  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, &unsorted, {}}), Error);
+  SpanBatch moved = span;
+  moved.pos[1] = 199;
+  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, &moved, {}}), Error);  // span pos != token pos
+}
+
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaOpsTest, ::testing::Values(DType::F16, DType::BF16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
