@@ -9,4 +9,7 @@ namespace sspan::bench {
 // Build and machine description printed with every result table.
 std::string build_description();
 
+// `span-encode`: host cost of the span state and the blocked encoding per decode step.
+void add_span_bench(CLI::App& app);
+
 }  // namespace sspan::bench
