@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sspan/dtype.h"
+#include "sspan/error.h"  // the functions below throw sspan::Error
 
 namespace sspan {
 
@@ -21,7 +22,9 @@ struct TensorInfo {
   std::vector<int64_t> shape;
   size_t offset = 0;   // from the start of the data section
   size_t nbytes = 0;
-  const std::byte* data = nullptr;  // into the mapping (null for header-only parses)
+  // Into the mapped file; alignment is whatever the file gives (writers that pad the
+  // header to 8 bytes keep F32 data 4-byte aligned, but nothing guarantees it).
+  const std::byte* data = nullptr;
   int64_t numel() const;
 };
 
@@ -56,8 +59,13 @@ class SafetensorsFile {
   std::map<std::string, size_t, std::less<>> index_;
 };
 
-// A checkpoint directory: model.safetensors, or model.safetensors.index.json + shards.
-// Pickle checkpoints (*.bin, *.pth) are refused with a message to convert them.
+// A checkpoint directory, looked up in this order:
+//  1. model.safetensors.index.json + the shards its weight_map names (bare file names in
+//     the directory; every mapped tensor must be in its shard, and a shard may hold no
+//     tensor the map does not list: index and shards must agree);
+//  2. model.safetensors;
+//  3. every other *.safetensors file, tensor names unique across them.
+// Pickle checkpoints (*.bin, *.pth, *.pt) are refused with a message to convert them.
 class Checkpoint {
  public:
   static Checkpoint open(const std::filesystem::path& dir);

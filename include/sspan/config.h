@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "sspan/dtype.h"
+#include "sspan/error.h"  // the functions below throw sspan::Error
 
 namespace sspan {
 

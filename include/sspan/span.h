@@ -37,16 +37,21 @@ struct SpanGrammar {
   static SpanGrammar builtin(std::string_view name);  // throws for unknown names
   static SpanGrammar from_json(std::string_view json_text, std::string_view source);
   static SpanGrammar from_file(const std::filesystem::path& path);
+  // The JSON form that from_json reads back to an equal grammar.
+  std::string to_json() const;
+
+  bool operator==(const SpanGrammar&) const = default;
 };
 
 // Counters of what the span rule met during a run.
 struct SpanEvents {
   int64_t sparse_lines = 0;      // lines whose reference list resolved
   int64_t dense_fallbacks = 0;   // lines that began a list but fell back to dense
-  int64_t unknown_anchors = 0;   // references to anchors that do not exist (yet)
+  int64_t unknown_anchors = 0;   // lines whose list names an anchor that does not exist (yet)
   int64_t malformed_lists = 0;   // unterminated / unparsable / empty lists
   int64_t redefined_anchors = 0; // an anchor id defined twice (the later wins)
   SpanEvents& operator+=(const SpanEvents& o);
+  bool operator==(const SpanEvents&) const = default;
 };
 
 // The blocked span encoding for a batch of query rows, CSR over rows (paper Figure 4).
@@ -90,17 +95,25 @@ class SpanState {
   // prompt tokens (the header is made of prompt lines).
   void push(std::string_view text, bool in_prompt);
 
+  // About the last pushed token (all throw before the first push).
   int32_t last_pos() const;          // t of the last pushed token
   bool last_sparse() const;          // mode of the last pushed token
   int32_t last_line() const;         // 0-based line index of the last pushed token
+  int32_t last_tail_start() const;   // first position of the dense tail; 0 when dense
   std::vector<PosRange> last_attended() const;  // sorted, merged, t included
   int64_t last_count() const;                   // |S_t|
-  void append_last(SpanBatch& batch) const;     // blocked encoding of the last token
+  double last_sparsity() const;                 // 1 - |S_t| / (t + 1)
+  // Blocked encoding of the last token as one more row of `batch` (whose block size
+  // must equal this state's). Appends the line's cached blocks; derives nothing.
+  void append_last(SpanBatch& batch) const;
 
+  int block_size() const;
+  bool dense_policy() const;  // constructed without a grammar
   const SpanEvents& events() const;
 
  private:
   struct Impl;
+  const Impl& pushed() const;  // the state, checked to hold at least one token
   std::unique_ptr<Impl> impl_;
 };
 

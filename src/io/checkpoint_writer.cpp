@@ -1,11 +1,11 @@
-#include "support/checkpoint_writer.h"
+#include "sspan/checkpoint_writer.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <stdexcept>
+#include "sspan/error.h"
 
-namespace sspan::test {
+namespace sspan {
 namespace {
 
 void append_values(std::string& out, DType dtype, const std::vector<float>& values) {
@@ -36,7 +36,7 @@ void write_safetensors(const std::filesystem::path& file, const std::vector<Tens
   for (const auto& t : tensors) {
     int64_t numel = 1;
     for (auto d : t.shape) numel *= d;
-    if (int64_t(t.values.size()) != numel) throw std::runtime_error("tensor " + t.name + ": value count");
+    if (int64_t(t.values.size()) != numel) throw Error("tensor " + t.name + ": value count");
     const size_t begin = data.size();
     append_values(data, t.dtype, t.values);
     header[t.name] = {{"dtype", std::string(dtype_name(t.dtype))},
@@ -50,7 +50,7 @@ void write_safetensors(const std::filesystem::path& file, const std::vector<Tens
   f.write(reinterpret_cast<const char*>(&n), 8);
   f.write(h.data(), std::streamsize(h.size()));
   f.write(data.data(), std::streamsize(data.size()));
-  if (!f) throw std::runtime_error("cannot write " + file.string());
+  if (!f) throw Error("cannot write " + file.string());
 }
 
 std::vector<TensorSpec> tiny_llama_tensors(const TinyLlamaSpec& s) {
@@ -137,4 +137,4 @@ std::filesystem::path write_tiny_llama(const std::filesystem::path& dir, const T
   return dir;
 }
 
-}  // namespace sspan::test
+}  // namespace sspan

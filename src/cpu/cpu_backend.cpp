@@ -1,0 +1,189 @@
+// The CPU backend: fp32 activations and KV cache, weights used in place from the
+// checkpoint mapping (fp32/fp16/bf16), ops from src/cpu/ops.h.
+#include <omp.h>
+
+#include <cstring>
+#include <vector>
+
+#include "common/check.h"
+#include "cpu/ops.h"
+#include "model/backend.h"
+
+namespace sspan {
+namespace {
+
+cpu::WeightView as_weight(const Tensor& t) {
+  SSPAN_CHECK(t.rank == 2, "weight must be 2-D, got {}", t.shape_str());
+  return {t.data, t.dtype, t.dim(0), t.dim(1)};
+}
+
+int64_t row_width(const Tensor& t) { return t.numel() / t.dim(0); }
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) {
+    if (threads > 0) omp_set_num_threads(threads);
+  }
+
+  std::string name() const override { return fmt::format("cpu ({} threads)", omp_get_max_threads()); }
+  Device device() const override { return Device::CPU; }
+  DType act_dtype() const override { return DType::F32; }
+
+  Tensor load_weight(const TensorInfo& src) override {
+    // Used in place: the caller keeps the checkpoint mapping alive.
+    Tensor t;
+    t.data = const_cast<std::byte*>(src.data);
+    t.dtype = src.dtype;
+    t.rank = int(src.shape.size());
+    SSPAN_CHECK(t.rank >= 1 && t.rank <= 5, "tensor '{}': unsupported rank {}", src.name, t.rank);
+    for (int i = 0; i < t.rank; ++i) t.shape[size_t(i)] = src.shape[size_t(i)];
+    return t;
+  }
+
+  Tensor load_table(std::span<const float> values) override {
+    Tensor t = alloc({int64_t(values.size())}, DType::F32);
+    std::memcpy(t.data, values.data(), values.size_bytes());
+    return t;
+  }
+
+  Tensor alloc(std::initializer_list<int64_t> shape, DType dtype) override {
+    SSPAN_CHECK(dtype == DType::F32, "cpu backend allocates fp32 buffers only");
+    Tensor t;
+    t.dtype = dtype;
+    t.rank = int(shape.size());
+    int i = 0;
+    for (auto d : shape) t.shape[size_t(i++)] = d;
+    auto buf = std::make_shared<std::vector<float>>(size_t(t.numel()));
+    t.data = buf->data();
+    t.storage = buf;
+    return t;
+  }
+
+  void alloc_kv_cache(const KvCacheShape& s) override {
+    kv_ = s;
+    const size_t per_layer = size_t(s.slots) * s.kv_heads * s.max_ctx * s.head_dim;
+    k_cache_.assign(per_layer * size_t(s.layers), 0.f);
+    v_cache_.assign(per_layer * size_t(s.layers), 0.f);
+  }
+  size_t kv_cache_bytes() const override { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
+
+  void set_step(const StepBatch& step) override {
+    const size_t n = step.tokens.size();
+    SSPAN_CHECK(step.pos.size() == n && step.slot.size() == n, "step: tokens/pos/slot sizes differ");
+    for (size_t i = 0; i < n; ++i) {
+      SSPAN_CHECK(step.slot[i] >= 0 && step.slot[i] < kv_.slots, "step: slot {} outside [0, {})", step.slot[i],
+                  kv_.slots);
+      SSPAN_CHECK(step.pos[i] >= 0 && step.pos[i] < kv_.max_ctx, "step: position {} outside the context of {}",
+                  step.pos[i], kv_.max_ctx);
+    }
+    step_ = step;
+    if (step.span) {
+      validate_span(*step.span, step.pos);
+      span_ = step.span;
+    } else {
+      dense_.reset(64);
+      for (size_t i = 0; i < n; ++i) dense_.add_dense_row(step.pos[i]);
+      span_ = &dense_;
+    }
+  }
+
+  void embedding(const Tensor& table, Tensor& out, int n) override {
+    cpu::embedding(as_weight(table), step_.tokens.data(), out.ptr<float>(), n);
+  }
+  void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out, int n) override {
+    SSPAN_CHECK(w.dtype == DType::F32, "rms_norm weight must be fp32 (loaded with load_table)");
+    cpu::rms_norm(x.ptr<float>(), w.ptr<float>(), eps, out.ptr<float>(), n, int(row_width(x)));
+  }
+  void matmul(const Tensor& x, const Tensor& w, Tensor& y, int n) override {
+    cpu::matmul(x.ptr<float>(), as_weight(w), y.ptr<float>(), n);
+  }
+  void rope(Tensor& q, Tensor& k, const Tensor& inv_freq, int n) override {
+    const int D = kv_.head_dim;
+    cpu::rope(q.ptr<float>(), step_.pos.data(), inv_freq.ptr<float>(), n, int(row_width(q) / D), D);
+    cpu::rope(k.ptr<float>(), step_.pos.data(), inv_freq.ptr<float>(), n, int(row_width(k) / D), D);
+  }
+  void kv_append(int layer, const Tensor& k, const Tensor& v, int n) override {
+    const int D = kv_.head_dim, Hkv = kv_.kv_heads;
+    for (int i = 0; i < n; ++i)
+      for (int h = 0; h < Hkv; ++h) {
+        const size_t dst = cache_offset(layer, step_.slot[size_t(i)], h, step_.pos[size_t(i)]);
+        std::memcpy(&k_cache_[dst], k.ptr<float>() + (int64_t(i) * Hkv + h) * D, size_t(D) * 4);
+        std::memcpy(&v_cache_[dst], v.ptr<float>() + (int64_t(i) * Hkv + h) * D, size_t(D) * 4);
+      }
+  }
+  void attention(int layer, const Tensor& q, Tensor& out, int n) override {
+    const size_t base = cache_offset(layer, 0, 0, 0);
+    cpu::KvLayerView kv{&k_cache_[base], &v_cache_[base], kv_.slots, kv_.kv_heads, kv_.max_ctx, kv_.head_dim};
+    cpu::span_attention(q.ptr<float>(), kv, step_.slot.data(), *span_, out.ptr<float>(), n,
+                        int(row_width(q) / kv_.head_dim));
+  }
+  void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, int n) override {
+    cpu::swiglu(gate.ptr<float>(), up.ptr<float>(), out.ptr<float>(), int64_t(n) * row_width(gate));
+  }
+  void add(Tensor& x, const Tensor& y, int n) override {
+    cpu::add(x.ptr<float>(), y.ptr<float>(), int64_t(n) * row_width(x));
+  }
+  void gather_rows(const Tensor& x, Tensor& out, int n_out) override {
+    const int64_t H = row_width(x);
+    SSPAN_CHECK(size_t(n_out) == step_.logit_rows.size(), "gather_rows: {} rows requested, step lists {}", n_out,
+                step_.logit_rows.size());
+    for (int i = 0; i < n_out; ++i)
+      std::memcpy(out.ptr<float>() + i * H, x.ptr<float>() + int64_t(step_.logit_rows[size_t(i)]) * H,
+                  size_t(H) * 4);
+  }
+  void read_logits(const Tensor& logits, std::span<float> dst, int m) override {
+    const size_t count = size_t(m) * size_t(row_width(logits));
+    SSPAN_CHECK(dst.size() >= count, "read_logits: destination holds {} floats, need {}", dst.size(), count);
+    std::memcpy(dst.data(), logits.data, count * 4);
+  }
+
+ private:
+  size_t cache_offset(int layer, int slot, int h, int pos) const {
+    return (((size_t(layer) * kv_.slots + size_t(slot)) * kv_.kv_heads + size_t(h)) * kv_.max_ctx + size_t(pos)) *
+           kv_.head_dim;
+  }
+
+  // Cheap checks that keep a malformed span from reading outside the cache.
+  void validate_span(const SpanBatch& s, std::span<const int32_t> pos) const {
+    const size_t rows = pos.size();
+    SSPAN_CHECK(valid_block_size(s.block_size), "span: block size {} not supported", s.block_size);
+    SSPAN_CHECK(s.pos.size() == rows && s.tail_start.size() == rows && s.indptr.size() == rows + 1,
+                "span: encoding has {} rows, step has {}", s.pos.size(), rows);
+    SSPAN_CHECK(s.masks.size() == s.block_ids.size() * size_t(s.words_per_block()) &&
+                    size_t(s.indptr.back()) == s.block_ids.size(),
+                "span: block arrays are inconsistent");
+    for (size_t r = 0; r < rows; ++r) {
+      SSPAN_CHECK(s.pos[r] == pos[r], "span: row {} is for position {}, step token is at {}", r, s.pos[r], pos[r]);
+      SSPAN_CHECK(s.tail_start[r] >= 0 && s.tail_start[r] <= s.pos[r], "span: row {} tail starts at {} after t={}",
+                  r, s.tail_start[r], s.pos[r]);
+      int32_t prev = -1;
+      for (int32_t e = s.indptr[r]; e < s.indptr[r + 1]; ++e) {
+        const int32_t b = s.block_ids[size_t(e)];
+        SSPAN_CHECK(b > prev && int64_t(b) * s.block_size < s.tail_start[r],
+                    "span: row {} lists block {} out of order or past its tail", r, b);
+        prev = b;
+      }
+      if (s.indptr[r + 1] > s.indptr[r]) {  // no bit of the last block may reach the tail
+        const size_t e = size_t(s.indptr[r + 1] - 1);
+        const int W = s.words_per_block();
+        for (int w = 0; w < W; ++w)
+          for (int j = 0; j < 32; ++j)
+            if ((s.masks[e * size_t(W) + size_t(w)] >> j) & 1u)
+              SSPAN_CHECK(int64_t(s.block_ids[e]) * s.block_size + 32 * w + j < s.tail_start[r],
+                          "span: row {} block {} has bits at or past its tail", r, s.block_ids[e]);
+      }
+    }
+  }
+
+  KvCacheShape kv_;
+  std::vector<float> k_cache_, v_cache_;  // [L][S][Hkv][C][D]
+  StepBatch step_;
+  const SpanBatch* span_ = nullptr;
+  SpanBatch dense_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) { return std::make_unique<CpuBackend>(threads); }
+
+}  // namespace sspan

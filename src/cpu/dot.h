@@ -1,0 +1,101 @@
+#pragma once
+// Dot products of an fp32 vector with a weight row stored as fp32, fp16 or bf16.
+// The fused (convert while reading) and the buffered (convert first, then dot in fp32)
+// forms execute the same sequence of fp32 operations, so they give identical results:
+// the matmul may choose either form depending on the number of rows without changing
+// any output bit.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "sspan/dtype.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define SSPAN_CPU_AVX2 1
+#endif
+
+namespace sspan::cpu {
+
+struct F32Row {
+  const float* p;
+#ifdef SSPAN_CPU_AVX2
+  __m256 load8(int64_t i) const { return _mm256_loadu_ps(p + i); }
+#endif
+  float load1(int64_t i) const { return p[i]; }
+};
+
+struct F16Row {
+  const uint16_t* p;
+#ifdef SSPAN_CPU_AVX2
+  __m256 load8(int64_t i) const {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)));
+  }
+#endif
+  float load1(int64_t i) const { return half_to_float(p[i]); }
+};
+
+struct BF16Row {
+  const uint16_t* p;
+#ifdef SSPAN_CPU_AVX2
+  __m256 load8(int64_t i) const {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+  }
+#endif
+  float load1(int64_t i) const { return bf16_to_float(p[i]); }
+};
+
+// sum_i row[i] * x[i], fixed association order (4 x 8-lane accumulators, then tail).
+template <class Row>
+inline float dot(const Row& row, const float* x, int64_t K) {
+  int64_t i = 0;
+#ifdef SSPAN_CPU_AVX2
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  for (; i + 32 <= K; i += 32) {
+    a0 = _mm256_fmadd_ps(row.load8(i), _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(row.load8(i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    a2 = _mm256_fmadd_ps(row.load8(i + 16), _mm256_loadu_ps(x + i + 16), a2);
+    a3 = _mm256_fmadd_ps(row.load8(i + 24), _mm256_loadu_ps(x + i + 24), a3);
+  }
+  for (; i + 8 <= K; i += 8) a0 = _mm256_fmadd_ps(row.load8(i), _mm256_loadu_ps(x + i), a0);
+  __m256 s = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  float acc = _mm_cvtss_f32(h);
+#else
+  float lanes[4][8] = {};
+  for (; i + 32 <= K; i += 32)
+    for (int a = 0; a < 4; ++a)
+      for (int j = 0; j < 8; ++j) lanes[a][j] = std::fma(row.load1(i + 8 * a + j), x[i + 8 * a + j], lanes[a][j]);
+  for (; i + 8 <= K; i += 8)
+    for (int j = 0; j < 8; ++j) lanes[0][j] = std::fma(row.load1(i + j), x[i + j], lanes[0][j]);
+  float acc = 0.f;
+  for (int j = 0; j < 8; ++j) acc += (lanes[0][j] + lanes[1][j]) + (lanes[2][j] + lanes[3][j]);
+#endif
+  float tail = 0.f;  // explicit fma: the same rounding whatever the compiler contracts
+  for (; i < K; ++i) tail = std::fma(row.load1(i), x[i], tail);
+  return acc + tail;
+}
+
+// Convert `count` stored elements starting at src to fp32.
+inline void to_f32(const void* src, DType dtype, int64_t count, float* dst) {
+  if (dtype == DType::F32) {
+    std::memcpy(dst, src, size_t(count) * 4);
+    return;
+  }
+  const auto* s = static_cast<const uint16_t*>(src);
+  if (dtype == DType::F16) {
+    int64_t i = 0;
+#ifdef SSPAN_CPU_AVX2
+    for (; i + 8 <= count; i += 8) _mm256_storeu_ps(dst + i, F16Row{s}.load8(i));
+#endif
+    for (; i < count; ++i) dst[i] = half_to_float(s[i]);
+  } else {
+    for (int64_t i = 0; i < count; ++i) dst[i] = bf16_to_float(s[i]);
+  }
+}
+
+}  // namespace sspan::cpu

@@ -1,0 +1,148 @@
+// The LLaMA forward pass. One step, as data:
+//   tokens -> embedding -> per layer {RMSNorm -> Q,K,V GEMMs -> RoPE -> append K,V to the
+//   cache -> attention over each row's span -> O GEMM -> residual -> RMSNorm -> gate/up
+//   GEMMs -> SwiGLU -> down GEMM -> residual} -> final RMSNorm -> LM head.
+#include "model/llama.h"
+
+#include <fmt/format.h>
+
+#include <vector>
+
+#include "common/check.h"
+#include "cpu/dot.h"
+
+namespace sspan {
+namespace {
+
+// A checkpoint tensor with the expected shape, or an error naming it.
+const TensorInfo& expect(const Checkpoint& ckpt, const std::string& name, std::vector<int64_t> shape) {
+  const TensorInfo& t = ckpt.get(name);
+  SSPAN_CHECK(t.shape == shape, "{}: tensor '{}' has shape [{}], expected [{}] from config.json",
+              ckpt.dir().string(), name, fmt::join(t.shape, ", "), fmt::join(shape, ", "));
+  return t;
+}
+
+// Norm weights are tiny and used in fp32 on every backend.
+Tensor load_norm(Backend& be, const TensorInfo& t) {
+  std::vector<float> v(size_t(t.numel()));
+  cpu::to_f32(t.data, t.dtype, t.numel(), v.data());
+  return be.load_table(v);
+}
+
+}  // namespace
+
+LlamaModel::LlamaModel(const ModelConfig& c, const Checkpoint& ckpt, Backend& be,
+                       const std::function<void(size_t, size_t)>& progress)
+    : config_(c), backend_(be) {
+  const size_t total = ckpt.total_bytes();
+  auto loaded = [&](const TensorInfo& t) {
+    weight_bytes_ += t.nbytes;
+    if (progress) progress(weight_bytes_, total);
+  };
+  const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
+  const int64_t q = c.q_dim(), kv = c.kv_dim();
+  auto weight = [&](const std::string& name, std::vector<int64_t> shape) {
+    const TensorInfo& t = expect(ckpt, name, std::move(shape));
+    Tensor w = be.load_weight(t);
+    loaded(t);
+    return w;
+  };
+  auto norm = [&](const std::string& name) {
+    const TensorInfo& t = expect(ckpt, name, {H});
+    Tensor w = load_norm(be, t);
+    loaded(t);
+    return w;
+  };
+
+  w_.embed = weight("model.embed_tokens.weight", {V, H});
+  w_.layers.resize(size_t(c.num_hidden_layers));
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = fmt::format("model.layers.{}.", l);
+    LlamaLayer& L = w_.layers[size_t(l)];
+    L.attn_norm = norm(p + "input_layernorm.weight");
+    L.wq = weight(p + "self_attn.q_proj.weight", {q, H});
+    L.wk = weight(p + "self_attn.k_proj.weight", {kv, H});
+    L.wv = weight(p + "self_attn.v_proj.weight", {kv, H});
+    L.wo = weight(p + "self_attn.o_proj.weight", {H, q});
+    L.ffn_norm = norm(p + "post_attention_layernorm.weight");
+    L.w_gate = weight(p + "mlp.gate_proj.weight", {I, H});
+    L.w_up = weight(p + "mlp.up_proj.weight", {I, H});
+    L.w_down = weight(p + "mlp.down_proj.weight", {H, I});
+  }
+  w_.final_norm = norm("model.norm.weight");
+  if (ckpt.find("lm_head.weight")) {
+    w_.lm_head = weight("lm_head.weight", {V, H});
+  } else {
+    SSPAN_CHECK(c.tie_word_embeddings, "{}: no tensor 'lm_head.weight' and tie_word_embeddings is false",
+                ckpt.dir().string());
+    w_.lm_head = w_.embed;
+  }
+  w_.inv_freq = be.load_table(rope_inv_freq(c));
+}
+
+void LlamaModel::allocate(int max_rows, int max_logit_rows, int slots, int max_ctx) {
+  const ModelConfig& c = config_;
+  const int64_t R = max_rows, M = max_logit_rows;
+  const DType act = backend_.act_dtype();
+  a_.x = backend_.alloc({R, c.hidden_size}, act);
+  a_.xn = backend_.alloc({R, c.hidden_size}, act);
+  a_.q = backend_.alloc({R, c.q_dim()}, act);
+  a_.k = backend_.alloc({R, c.kv_dim()}, act);
+  a_.v = backend_.alloc({R, c.kv_dim()}, act);
+  a_.att = backend_.alloc({R, c.q_dim()}, act);
+  a_.proj = backend_.alloc({R, c.hidden_size}, act);
+  a_.gate = backend_.alloc({R, c.intermediate_size}, act);
+  a_.up = backend_.alloc({R, c.intermediate_size}, act);
+  a_.ffn = backend_.alloc({R, c.intermediate_size}, act);
+  a_.last = backend_.alloc({M, c.hidden_size}, act);
+  a_.logits = backend_.alloc({M, c.vocab_size}, DType::F32);
+  backend_.alloc_kv_cache({c.num_hidden_layers, slots, c.num_key_value_heads, max_ctx, c.head_dim});
+  max_rows_ = max_rows;
+  max_logit_rows_ = max_logit_rows;
+}
+
+void LlamaModel::forward(const StepBatch& step) {
+  const int n = int(step.tokens.size());
+  const int m = int(step.logit_rows.size());
+  SSPAN_CHECK(n > 0 && n <= max_rows_, "forward: {} rows, the step buffers hold {}", n, max_rows_);
+  SSPAN_CHECK(m <= max_logit_rows_, "forward: {} logit rows, the buffers hold {}", m, max_logit_rows_);
+  for (int32_t id : step.tokens)
+    SSPAN_CHECK(id >= 0 && id < config_.vocab_size, "forward: token id {} outside the vocabulary of {}", id,
+                config_.vocab_size);
+  backend_.forward_step(step, [&] { forward_body(n, m); });
+}
+
+void LlamaModel::forward_body(int n, int m) {
+  Backend& be = backend_;
+  const float eps = float(config_.rms_norm_eps);
+  be.embedding(w_.embed, a_.x, n);
+  for (int l = 0; l < config_.num_hidden_layers; ++l) {
+    const LlamaLayer& L = w_.layers[size_t(l)];
+    // Attention block.
+    be.rms_norm(a_.x, L.attn_norm, eps, a_.xn, n);
+    be.matmul(a_.xn, L.wq, a_.q, n);
+    be.matmul(a_.xn, L.wk, a_.k, n);
+    be.matmul(a_.xn, L.wv, a_.v, n);
+    be.rope(a_.q, a_.k, w_.inv_freq, n);
+    be.kv_append(l, a_.k, a_.v, n);
+    be.attention(l, a_.q, a_.att, n);
+    be.matmul(a_.att, L.wo, a_.proj, n);
+    be.add(a_.x, a_.proj, n);
+    // Feed-forward block.
+    be.rms_norm(a_.x, L.ffn_norm, eps, a_.xn, n);
+    be.matmul(a_.xn, L.w_gate, a_.gate, n);
+    be.matmul(a_.xn, L.w_up, a_.up, n);
+    be.swiglu(a_.gate, a_.up, a_.ffn, n);
+    be.matmul(a_.ffn, L.w_down, a_.proj, n);
+    be.add(a_.x, a_.proj, n);
+  }
+  if (m == 0) return;
+  // Only the rows whose logits are wanted go through the final norm and the LM head.
+  be.gather_rows(a_.x, a_.last, m);
+  be.rms_norm(a_.last, w_.final_norm, eps, a_.last, m);
+  be.matmul(a_.last, w_.lm_head, a_.logits, m);
+}
+
+void LlamaModel::read_logits(std::span<float> dst, int m) { backend_.read_logits(a_.logits, dst, m); }
+
+}  // namespace sspan

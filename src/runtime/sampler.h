@@ -1,0 +1,28 @@
+#pragma once
+// Next-token selection from one row of logits: greedy, or temperature -> top-k -> top-p
+// (the Hugging Face order) and a draw from a seeded generator.
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+#include "sspan/engine.h"
+
+namespace sspan {
+
+class Sampler {
+ public:
+  // Checks the options (temperature >= 0, top_k >= 0, 0 < top_p <= 1).
+  Sampler(const SamplingOptions& options, int vocab_size);
+  // One sequence's next token. Deterministic for a given seed and sequence of calls.
+  int32_t sample(std::span<const float> logits);
+
+ private:
+  SamplingOptions opt_;
+  std::mt19937_64 rng_;
+  std::vector<std::pair<float, int32_t>> cand_;  // scratch [V], reserved once
+};
+
+int32_t argmax(std::span<const float> logits);
+
+}  // namespace sspan

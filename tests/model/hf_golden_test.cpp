@@ -1,0 +1,80 @@
+// Agreement with Hugging Face transformers: tiny random LlamaForCausalLM checkpoints and
+// the logits / greedy continuations transformers computed on them (tests/data/hf, written
+// by scripts/hf_reference.py). fp32 logits within 1e-4 relative; greedy tokens equal
+// wherever the top-2 margin is clear.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "model/llama.h"
+#include "runtime/sampler.h"
+#include "support/test_paths.h"
+
+namespace sspan {
+namespace {
+
+constexpr double kClearMargin = 1e-3;  // below this, fp32 rounding may legitimately flip a tie
+
+class HfGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HfGolden, LogitsAndGreedyTokensAgree) {
+  const auto dir = test::source_dir() / "tests/data/hf" / GetParam();
+  std::ifstream f(dir / "golden.json");
+  ASSERT_TRUE(f) << "missing " << dir / "golden.json";
+  const auto g = nlohmann::json::parse(f);
+
+  const ModelConfig cfg = ModelConfig::from_file(dir / "config.json");
+  const Checkpoint ckpt = Checkpoint::open(dir);
+  auto be = make_cpu_backend(2);
+  LlamaModel m(cfg, ckpt, *be);
+  const int P = int(g["prompts"].size()), V = cfg.vocab_size, new_tokens = g["new_tokens"];
+  m.allocate(64, 64, P, 128);
+
+  for (int p = 0; p < P; ++p) {
+    const std::vector<int32_t> ids = g["prompts"][p].get<std::vector<int32_t>>();
+    const int n = int(ids.size());
+    const size_t un = static_cast<size_t>(n);
+    std::vector<int32_t> pos(un), slot(un, p), rows(un);
+    std::iota(pos.begin(), pos.end(), 0);
+    std::iota(rows.begin(), rows.end(), 0);
+    m.forward({ids, pos, slot, nullptr, rows});
+    std::vector<float> logits(size_t(n) * size_t(V));
+    m.read_logits(logits, n);
+    for (int i = 0; i < n; ++i) {
+      const auto want = g["logits"][p][i].get<std::vector<double>>();
+      double scale = 1.0;
+      for (double w : want) scale = std::max(scale, std::abs(w));
+      for (int v = 0; v < V; ++v)
+        ASSERT_NEAR(logits[size_t(i) * V + v], want[size_t(v)], 1e-4 * scale)
+            << GetParam() << " prompt " << p << " position " << i << " token " << v;
+    }
+
+    // Greedy continuation, one decode step at a time.
+    const auto greedy = g["greedy"][p].get<std::vector<int32_t>>();
+    const auto margins = g["margins"][p].get<std::vector<double>>();
+    int32_t next = argmax({logits.data() + size_t(n - 1) * V, size_t(V)});
+    for (int k = 0; k < new_tokens; ++k) {
+      if (next != greedy[size_t(k)]) {
+        // Only a near-tie may differ, and then the continuations legitimately diverge.
+        ASSERT_LT(margins[size_t(k)], kClearMargin)
+            << GetParam() << " prompt " << p << " step " << k << ": " << next << " vs " << greedy[size_t(k)];
+        break;
+      }
+      const int32_t at = n + k, row = 0;
+      m.forward({std::span(&next, 1), std::span(&at, 1), std::span(&slot[0], 1), nullptr, std::span(&row, 1)});
+      std::vector<float> step(static_cast<size_t>(V));
+      m.read_logits(step, 1);
+      next = argmax(step);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Transformers, HfGolden,
+                         ::testing::Values("mha_tied", "mha_untied", "gqa_tied", "gqa_untied", "rope_llama3",
+                                           "rope_linear", "v5_config"));
+
+}  // namespace
+}  // namespace sspan

@@ -1,0 +1,63 @@
+// sspan-random-model: write a random LLaMA checkpoint in the Hugging Face layout, for
+// benchmarks and for trying the engine without downloading a model.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <cmath>
+
+#include "sspan/checkpoint_writer.h"
+#include "sspan/error.h"
+#include "sspan/tokenizer.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"sspan-random-model: write a random LLaMA checkpoint (config.json + safetensors)"};
+  sspan::TinyLlamaSpec s;
+  s.max_position_embeddings = 2048;
+  std::string out, preset, dtype = "float16", tokenizer;
+  app.add_option("-o,--output", out, "Output directory")->required();
+  app.add_option("--preset", preset, "Shape preset: 15m or 100m (other flags override it)")
+      ->check(CLI::IsMember({"15m", "100m"}));
+  auto* hidden = app.add_option("--hidden", s.hidden_size, "hidden_size")->check(CLI::PositiveNumber);
+  auto* inter = app.add_option("--intermediate", s.intermediate_size, "intermediate_size")->check(CLI::PositiveNumber);
+  auto* layers = app.add_option("--layers", s.num_layers, "num_hidden_layers")->check(CLI::PositiveNumber);
+  auto* heads = app.add_option("--heads", s.num_heads, "num_attention_heads")->check(CLI::PositiveNumber);
+  auto* kv = app.add_option("--kv-heads", s.num_kv_heads, "num_key_value_heads")->check(CLI::PositiveNumber);
+  auto* vocab = app.add_option("--vocab", s.vocab_size, "vocab_size (default: the tokenizer's)")->check(CLI::PositiveNumber);
+  app.add_option("--max-positions", s.max_position_embeddings, "max_position_embeddings")->check(CLI::PositiveNumber);
+  app.add_option("--dtype", dtype, "float32, float16 or bfloat16")->check(CLI::IsMember({"float32", "float16", "bfloat16"}));
+  app.add_option("--shards", s.shards, "Number of safetensors shards")->check(CLI::PositiveNumber);
+  app.add_option("--seed", s.seed, "Random seed");
+  app.add_flag("--tie", s.tie_word_embeddings, "Tie the LM head to the embedding");
+  app.add_option("--tokenizer", tokenizer, "tokenizer.model to copy into the checkpoint")->check(CLI::ExistingFile);
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    // A preset fills the shape; flags given explicitly keep their values.
+    auto set = [](CLI::Option* opt, int& field, int value) {
+      if (opt->count() == 0) field = value;
+    };
+    if (preset == "15m") {  // ~15M parameters with a 32k vocabulary
+      set(hidden, s.hidden_size, 288), set(inter, s.intermediate_size, 768), set(layers, s.num_layers, 6);
+      set(heads, s.num_heads, 6), set(kv, s.num_kv_heads, 6), set(vocab, s.vocab_size, 32000);
+    } else if (preset == "100m") {  // ~110M parameters with a 32k vocabulary
+      set(hidden, s.hidden_size, 768), set(inter, s.intermediate_size, 2048), set(layers, s.num_layers, 12);
+      set(heads, s.num_heads, 12), set(kv, s.num_kv_heads, 12), set(vocab, s.vocab_size, 32000);
+    }
+    if (!tokenizer.empty() && vocab->count() == 0) s.vocab_size = sspan::Tokenizer::load(tokenizer).vocab_size();
+    if (!sspan::parse_dtype(dtype, &s.dtype)) throw sspan::Error("unknown dtype " + dtype);
+    if (s.hidden_size % s.num_heads || s.num_heads % s.num_kv_heads)
+      throw sspan::Error("heads must divide hidden and kv heads must divide heads");
+    s.init_scale = 0.5f / std::sqrt(float(s.hidden_size));
+    sspan::write_tiny_llama(out, s);
+    if (!tokenizer.empty())
+      std::filesystem::copy_file(tokenizer, std::filesystem::path(out) / "tokenizer.model",
+                                 std::filesystem::copy_options::overwrite_existing);
+    std::printf("wrote %s: hidden %d, intermediate %d, layers %d, heads %d/%d, vocab %d, %s\n", out.c_str(),
+                s.hidden_size, s.intermediate_size, s.num_layers, s.num_heads, s.num_kv_heads, s.vocab_size,
+                dtype.c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sspan-random-model: error: %s\n", e.what());
+    return 1;
+  }
+}
