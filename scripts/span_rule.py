@@ -7,14 +7,16 @@ masks and reference comparisons use this module; the C++ engine (src/span/) impl
 the same rule, and the two are compared on the engine's span traces.
 
 Decisions where docs/span-semantics.md is silent (the C++ engine follows the same):
-- A prompt line is a line that ended at a prompt token (its `\n` is a prompt token).
+- A prompt line is a line whose first token is a prompt token.
 - The anchor `[k]` of an `arith` line must lie after the line's reference list, so a
-  line that is only `[3]` is a reference list, not an anchor.
+  line that is only `[3]` is a reference list, not an anchor. Spaces may surround k.
 - Ids are decimal numbers of at most 9 digits; a longer id makes the list malformed
-  (arith anchors with longer ids are no anchors).
-- Lists: arith `[` item (`,` spaces* item)* `]` with item `-1` or an id; summary `(`
-  item (`,` spaces* item)* `)` with item `a` or `a-b` (a <= b). Nothing else inside.
-- summary implicit line: the most recent earlier line that began with a reference list.
+  (anchors with longer ids are no anchors).
+- Lists: arith `[` item (`,` item)* `]` with item `-1` or an id; summary `(` item
+  (`,` item)* `)` with item `a` or `a-b` (a <= b); spaces around items and around the
+  parts of a range are ignored. Nothing else inside.
+- summary implicit line: the most recent earlier line that began with a closed,
+  well-formed reference list (even one naming unknown anchors).
 - A token whose text holds several `\n` ends its line at the first one; the text after
   it starts the following line(s), which own no token until the next one.
 """
@@ -34,7 +36,8 @@ class _Line:
     end: int = -1              # one past its last position once ended, else -1
     text: str = ""             # text without the terminating newline
     anchor: int | None = None  # id this line defines (set when it ends)
-    began_with_list: bool = False
+    prompt: bool = False       # its first token is a prompt token
+    has_list: bool = False     # began with a closed, well-formed reference list
 
 
 @dataclass
@@ -54,8 +57,8 @@ class _ListState:
     ranges: list = field(default_factory=list)  # [(begin, end)] of the referenced lines
 
 
-_ARITH_ANCHOR = re.compile(r"\[(\d+)\] *$")
-_SUMMARY_ANCHOR = re.compile(r"^ *(\d+) *:")
+_ARITH_ANCHOR = re.compile(r"\[ *([0-9]+) *\] *$")
+_SUMMARY_ANCHOR = re.compile(r"^ *([0-9]+) *:")
 
 
 def _list_open(grammar: str) -> str:
@@ -67,7 +70,8 @@ def _list_close(grammar: str) -> str:
 
 
 def _parse_id(s: str) -> int | None:
-    if not s.isdigit() or not s.isascii() or len(s) > MAX_ID_DIGITS:
+    s = s.strip(" ")
+    if not s or not s.isascii() or not s.isdigit() or len(s) > MAX_ID_DIGITS:
         return None
     return int(s)
 
@@ -78,8 +82,8 @@ def _parse_items(body: str, grammar: str):
     if body == "":
         return None
     items = []
-    for i, raw in enumerate(body.split(",")):
-        item = raw.lstrip(" ") if i > 0 else raw
+    for raw in body.split(","):
+        item = raw.strip(" ")
         if grammar == "arith":
             if item == "-1":
                 items.append(("prev",))
@@ -89,9 +93,9 @@ def _parse_items(body: str, grammar: str):
                 return None
             items.append(("id", k))
         else:
-            if "-" in item:
-                a_s, _, b_s = item.partition("-")
-                a, b = _parse_id(a_s), _parse_id(b_s)
+            at = item.find("-")
+            if at > 0:  # "a-b"; a leading '-' is no range (and no valid id)
+                a, b = _parse_id(item[:at]), _parse_id(item[at + 1:])
                 if a is None or b is None or a > b:
                     return None
                 items.append(("range", a, b))
@@ -148,7 +152,7 @@ class SpanRule:
         for i, ln in enumerate(self.lines[:-1]):
             if self.first_anchor_line is not None and i >= self.first_anchor_line:
                 break
-            if ln.end <= self._n_prompt:
+            if ln.prompt and ln.end > ln.start:
                 out.append((ln.start, ln.end))
         return out
 
@@ -164,6 +168,7 @@ class SpanRule:
             self.events.malformed_lists += 1
             self.events.dense_fallbacks += 1
             return
+        self._cur().has_list = True
         ranges = []
         for it in items:
             if it[0] == "prev":
@@ -184,7 +189,7 @@ class SpanRule:
         st.ranges = [(self.lines[i].start, self.lines[i].end) for i in ranges]
         if self.grammar == "summary":
             for i in range(line_idx - 1, -1, -1):
-                if self.lines[i].began_with_list:
+                if self.lines[i].has_list:
                     st.ranges.append((self.lines[i].start, self.lines[i].end))
                     break
         self.events.sparse_lines += 1
@@ -193,7 +198,6 @@ class SpanRule:
         ln = self._cur()
         ln.end = t + 1
         began, list_len = self._list_span(ln.text)
-        ln.began_with_list = began
         if began and not self._list.closed:
             # unterminated list: the whole line was dense
             self.events.malformed_lists += 1
@@ -217,6 +221,8 @@ class SpanRule:
         self._t += 1
         t = self._t
         line = self._cur()
+        if line.start == t:
+            line.prompt = t < n_prompt
         own_start = line.start
         nl = text.find("\n")
         ends_line = nl >= 0

@@ -6,7 +6,7 @@
 namespace sspan::cpu {
 
 void rms_norm(const float* x, const float* w, float eps, float* out, int n, int H) {
-#pragma omp parallel for schedule(static) if (n > 1)
+#pragma omp parallel for schedule(static) if (int64_t(n) * H >= (int64_t(1) << 16))
   for (int i = 0; i < n; ++i) {
     const float* xi = x + int64_t(i) * H;
     float* oi = out + int64_t(i) * H;
@@ -19,7 +19,7 @@ void rms_norm(const float* x, const float* w, float eps, float* out, int n, int 
 
 void rope(float* x, const int32_t* pos, const float* inv_freq, int n, int heads, int D) {
   const int half = D / 2;
-#pragma omp parallel for schedule(static) if (n > 1)
+#pragma omp parallel for schedule(static) if (int64_t(n) * heads * D >= (int64_t(1) << 14))
   for (int i = 0; i < n; ++i) {
     for (int j = 0; j < half; ++j) {
       const float angle = float(pos[i]) * inv_freq[j];  // fp32 product, as HF computes it
@@ -35,7 +35,7 @@ void rope(float* x, const int32_t* pos, const float* inv_freq, int n, int heads,
 }
 
 void swiglu(const float* gate, const float* up, float* out, int64_t count) {
-#pragma omp parallel for schedule(static) if (count > 4096)
+#pragma omp parallel for schedule(static) if (count >= (int64_t(1) << 16))
   for (int64_t i = 0; i < count; ++i) {
     const float g = gate[i];
     out[i] = g / (1.0f + std::exp(-g)) * up[i];
@@ -43,7 +43,7 @@ void swiglu(const float* gate, const float* up, float* out, int64_t count) {
 }
 
 void add(float* x, const float* y, int64_t count) {
-#pragma omp parallel for schedule(static) if (count > 4096)
+#pragma omp parallel for schedule(static) if (count >= (int64_t(1) << 16))
   for (int64_t i = 0; i < count; ++i) x[i] += y[i];
 }
 

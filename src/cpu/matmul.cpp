@@ -13,11 +13,14 @@
 namespace sspan::cpu {
 namespace {
 
+// Below this many multiply-adds a parallel region costs more than it saves.
+constexpr int64_t kParallelWork = int64_t(1) << 16;
+
 template <class Row>
 void matmul_one_row(const float* x, const WeightView& w, float* y) {
   const int64_t O = w.rows, K = w.cols;
   const auto* base = static_cast<const typename std::remove_pointer_t<decltype(Row::p)>*>(w.data);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (O * K >= kParallelWork)
   for (int64_t o = 0; o < O; ++o) y[o] = dot(Row{base + o * K}, x, K);
 }
 
@@ -26,7 +29,7 @@ void matmul_rows(const float* x, const WeightView& w, float* y, int n) {
   const int64_t O = w.rows, K = w.cols;
   const size_t esz = dtype_size(w.dtype);
   const auto* base = static_cast<const std::byte*>(w.data);
-#pragma omp parallel
+#pragma omp parallel if (O * K * n >= kParallelWork)
   {
     std::vector<float> tile(size_t(kTile * K));
 #pragma omp for schedule(static)

@@ -68,7 +68,10 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
   const int W = span.words_per_block();
   const float scale = 1.0f / std::sqrt(float(D));
 
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+  // Parallel over (row, head) once there is enough work to pay for the threads.
+  int64_t work = 0;
+  for (int r = 0; r < n; ++r) work += int64_t(span.pos[size_t(r)] + 1) * q_heads * D;
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (work >= (int64_t(1) << 16))
   for (int r = 0; r < n; ++r) {
     for (int h = 0; h < q_heads; ++h) {
       const float* qh = q + (int64_t(r) * q_heads + h) * D;

@@ -1,7 +1,7 @@
 // StreamDecoder: the pieces it emits are valid UTF-8 and concatenate to the whole text.
 #include <gtest/gtest.h>
 
-#include "llama_tokenizer.h"
+#include "support/llama_tokenizer.h"
 
 namespace sspan {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <fstream>
 
-#include "llama_tokenizer.h"
+#include "support/llama_tokenizer.h"
 #include "sspan/error.h"
 
 namespace sspan {

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install the built project into a temporary prefix, then configure, build and run a host
+# application against it with find_package(sspan).
+# usage: run.sh CMAKE BUILD_DIR SOURCE_DIR
+set -euo pipefail
+cmake_bin=$1 build=$2 src=$3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$cmake_bin" --install "$build" --prefix "$work/prefix" >/dev/null
+"$cmake_bin" -S "$src/tests/install/host_app" -B "$work/app" -DCMAKE_PREFIX_PATH="$work/prefix" \
+  -DCMAKE_BUILD_TYPE=Release >/dev/null
+"$cmake_bin" --build "$work/app" >/dev/null
+"$work/app/host_app" "$work/model"

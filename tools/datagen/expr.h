@@ -1,0 +1,50 @@
+#pragma once
+// Arithmetic expression trees for the `arith` task: + - * and floor division `/`,
+// parsed from text or generated at random, printed with every inner operation in
+// parentheses: "(42 * 56) + (5 * 32)".
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sspan::data {
+
+// Every number the task writes (operands, intermediate and final values, decomposition
+// terms) has at most this many digits.
+inline constexpr int kMaxDigits = 10;
+inline constexpr int64_t kNumberLimit = 10'000'000'000;  // 10^kMaxDigits
+
+// One node of an expression. op == 0: a literal holding `value`; otherwise a binary
+// operation over nodes lhs and rhs whose result is `value`.
+struct ExprNode {
+  char op = 0;
+  int64_t value = 0;
+  int lhs = -1;
+  int rhs = -1;
+};
+
+// An expression as an arena of nodes; the root is the last node.
+struct Expr {
+  std::vector<ExprNode> nodes;
+  int root() const { return int(nodes.size()) - 1; }
+};
+
+// Python's `//`: the quotient rounded towards negative infinity. b != 0.
+int64_t floor_div(int64_t a, int64_t b);
+
+// The result of `a op b` when it is defined and within the number cap; false otherwise
+// (division by zero, a result with more than kMaxDigits digits).
+bool apply_op(char op, int64_t a, int64_t b, int64_t& out);
+
+// Parse "(42 * 56) + (5 * 32)"; usual precedence, left-associative, integer literals
+// (a leading '-' on a literal makes it negative). Throws sspan::Error naming the
+// position of the problem, or a value over the number cap.
+Expr parse_expr(std::string_view text);
+
+// Canonical text: inner operations parenthesised, single spaces around operators.
+std::string print_expr(const Expr& e);
+
+int expr_depth(const Expr& e);          // a single operation has depth 1
+int expr_max_digits(const Expr& e);     // most digits of any literal
+
+}  // namespace sspan::data
