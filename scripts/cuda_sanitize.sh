@@ -4,7 +4,7 @@
 # Usage: scripts/cuda_sanitize.sh [build-dir]   (default: build)
 set -euo pipefail
 build="${1:-build}"
-bin="$build/tests/cuda/sspan_cuda_tests"
+bin="$build/bin/sspan_cuda_tests"
 [[ -x "$bin" ]] || { echo "cuda_sanitize: $bin not found; build the sspan_cuda_tests target first" >&2; exit 2; }
 sanitizer="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
 [[ -x "$sanitizer" ]] || { echo "cuda_sanitize: compute-sanitizer not found" >&2; exit 2; }
