@@ -25,9 +25,10 @@ __global__ void embedding_kernel(const T* table, const int32_t* tokens, T* out, 
   }
 }
 
-// One CTA per row: block-wide sum of squares in fp32, then scale.
-template <class T>
-__global__ void rms_norm_kernel(const T* x, const T* w, float eps, T* out, int hidden) {
+// One CTA per row: block-wide sum of squares in fp32, then scale. Each thread rereads only
+// the elements it writes, so out may alias x.
+template <class T, class Wt>
+__global__ void rms_norm_kernel(const T* x, const Wt* w, float eps, T* out, int hidden) {
   __shared__ float partial[kThreads / 32];
   const T* xr = x + int64_t(blockIdx.x) * hidden;
   T* outr = out + int64_t(blockIdx.x) * hidden;
@@ -120,13 +121,19 @@ void launch_embedding(DType dtype, const void* table, const int32_t* tokens, voi
   SSPAN_CUDA_CHECK_LAUNCH("embedding_kernel");
 }
 
-void launch_rms_norm(DType dtype, const void* x, const void* w, float eps, void* out, int n, int hidden,
-                     cudaStream_t stream) {
+void launch_rms_norm(DType dtype, const void* x, DType w_dtype, const void* w, float eps, void* out, int n,
+                     int hidden, cudaStream_t stream) {
   if (n == 0) return;
+  if (w_dtype != DType::F32 && w_dtype != dtype)
+    cuda::throw_error("rms_norm: weight dtype must be F32 or the activation dtype");
   dispatch_half_types(dtype, "rms_norm", [&](auto t) {
     using T = decltype(t);
-    rms_norm_kernel<T><<<unsigned(n), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<const T*>(w), eps,
-                                                             static_cast<T*>(out), hidden);
+    if (w_dtype == DType::F32)
+      rms_norm_kernel<T, float><<<unsigned(n), kThreads, 0, stream>>>(
+          static_cast<const T*>(x), static_cast<const float*>(w), eps, static_cast<T*>(out), hidden);
+    else
+      rms_norm_kernel<T, T><<<unsigned(n), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<const T*>(w),
+                                                                  eps, static_cast<T*>(out), hidden);
   });
   SSPAN_CUDA_CHECK_LAUNCH("rms_norm_kernel");
 }

@@ -15,9 +15,10 @@ namespace sspan::kernels {
 void launch_embedding(DType dtype, const void* table, const int32_t* tokens, void* out, int n, int hidden,
                       cudaStream_t stream);
 
-// out[n, H] = x / sqrt(mean(x^2) + eps) * w, fp32 accumulation; w [H].
-void launch_rms_norm(DType dtype, const void* x, const void* w, float eps, void* out, int n, int hidden,
-                     cudaStream_t stream);
+// out[n, H] = x / sqrt(mean(x^2) + eps) * w, fp32 accumulation; w [H] in w_dtype (F32,
+// as the model keeps norm weights, or the activation dtype). out may alias x.
+void launch_rms_norm(DType dtype, const void* x, DType w_dtype, const void* w, float eps, void* out, int n,
+                     int hidden, cudaStream_t stream);
 
 // In place on q[n, Hq, D] and k[n, Hkv, D]: HF rotate_half, pair (i, i + D/2),
 // angle = pos[row] * inv_freq[i]; inv_freq [D/2] fp32.

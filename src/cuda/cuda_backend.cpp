@@ -214,11 +214,11 @@ class CudaBackend final : public Backend {
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out, int n) override {
     const int hidden = int(w.numel());
     expect(x, dtype_, "rms_norm input");
-    expect(w, dtype_, "rms_norm weight");
+    expect(w, w.dtype == DType::F32 ? DType::F32 : dtype_, "rms_norm weight");  // fp32 table or a weight
     expect(out, dtype_, "rms_norm output");
     SSPAN_CHECK(row_elems(x) == hidden && row_elems(out) == hidden && x.dim(0) >= n && out.dim(0) >= n,
                 "rms_norm: input {} / output {} for weight [{}] and {} rows", x.shape_str(), out.shape_str(), hidden, n);
-    kernels::launch_rms_norm(dtype_, x.data, w.data, eps, out.data, n, hidden, stream_);
+    kernels::launch_rms_norm(dtype_, x.data, w.dtype, w.data, eps, out.data, n, hidden, stream_);
   }
 
   void matmul(const Tensor& x, const Tensor& w, Tensor& y, int n) override {

@@ -50,15 +50,21 @@ TEST_P(CudaOpsTest, Embedding) {
   expect_close(pair_->gpu_values(out), pair_->cpu_values(out), dt(), "embedding");
 }
 
-TEST_P(CudaOpsTest, RmsNorm) {
+TEST_P(CudaOpsTest, RmsNormWithWeightOrFp32TableInPlace) {
   const int n = 5, hidden = 4096;
-  auto x = pair_->activation({n, hidden}, random_values(rng_, size_t(n) * hidden, dt(), 3.f));
-  auto w = pair_->weight({hidden}, random_values(rng_, hidden, dt()));
+  const auto x_values = random_values(rng_, size_t(n) * hidden, dt(), 3.f);
+  const auto w_values = random_values(rng_, hidden, dt());
+  auto x = pair_->activation({n, hidden}, x_values);
+  auto w = pair_->weight({hidden}, w_values);
+  TensorPair table{pair_->cpu->load_table(w_values), pair_->gpu->load_table(w_values)};  // as the model keeps norms
   auto out = pair_->activation({n, hidden});
   decode_step(n);
   pair_->cpu->rms_norm(x.cpu, w.cpu, 1e-5f, out.cpu, n);
   pair_->gpu->rms_norm(x.gpu, w.gpu, 1e-5f, out.gpu, n);
   expect_close(pair_->gpu_values(out), pair_->cpu_values(out), dt(), "rms_norm");
+  pair_->cpu->rms_norm(x.cpu, table.cpu, 1e-5f, x.cpu, n);  // in place, as for the final norm
+  pair_->gpu->rms_norm(x.gpu, table.gpu, 1e-5f, x.gpu, n);
+  expect_close(pair_->gpu_values(x), pair_->cpu_values(x), dt(), "rms_norm in place, fp32 weights");
 }
 
 TEST_P(CudaOpsTest, MatmulToActivationAndToFp32) {
