@@ -15,7 +15,7 @@ Mat load(const Checkpoint& ckpt, const std::string& name) {
   const TensorInfo& t = ckpt.get(name);
   const int64_t rows = t.shape.size() == 1 ? 1 : t.shape[0];
   const int64_t cols = t.numel() / rows;
-  Mat m(size_t(rows), std::vector<double>(size_t(cols)));
+  Mat m(size_t(rows), std::vector<double>(size_t(cols), 0.0));  // two args: no vexing parse
   for (int64_t i = 0; i < rows * cols; ++i) {
     const std::byte* p = t.data + size_t(i) * dtype_size(t.dtype);
     double v;
