@@ -327,6 +327,10 @@ def _self_test() -> None:
     last = len(texts) - 1
     assert rows[last] == (True, [(0, l1), (l2, last + 1)]), rows[last]
     assert ev.sparse_lines == 4 and ev.dense_fallbacks == 0, ev
+    m = mask_matrix(texts, n_prompt, "arith")
+    for t, (_, ranges) in enumerate(rows):
+        want = [any(b <= j < e for b, e in ranges) for j in range(len(texts))]
+        assert [bool(x) for x in m[t]] == want, t
     # errors: unknown anchor and malformed list fall back to dense
     ev = SpanEvents()
     bad = [""] + list("1 + 2 [0]\n[5] x\n[0,,1] y\n[0 z\n")

@@ -194,8 +194,10 @@ def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def cosine_lr(step: int, total: int, peak: float, warmup: int, floor_frac: float = 0.1) -> float:
+def warmup_cosine_lr(step: int, progress: float, peak: float, warmup: int, floor_frac: float = 0.1) -> float:
+    """Linear warmup over `warmup` steps, then cosine from peak to floor_frac * peak as
+    progress (in [0, 1]: of the steps or of the wall-time budget) runs out."""
     if step < warmup:
         return peak * (step + 1) / warmup
-    p = min(1.0, (step - warmup) / max(1, total - warmup))
+    p = min(1.0, max(0.0, progress))
     return peak * (floor_frac + (1 - floor_frac) * 0.5 * (1 + math.cos(math.pi * p)))

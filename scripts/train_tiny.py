@@ -8,6 +8,11 @@ EOS only. Masks come from scripts/span_rule.py over the token texts, the same ru
 engine applies while serving. Stops by wall time (--max-minutes) or --max-steps, and
 exports the HF layout (model.safetensors fp16, config.json, generation_config.json,
 tokenizer.model) to OUT/export at every checkpoint and at the end.
+
+Schedule: linear warmup, then cosine to 10% of --lr. With --max-steps it runs over steps
+(deterministic); otherwise over wall time, so a machine whose load changes still ends
+the schedule when --max-minutes is up. --init continues from an earlier checkpoint.pt
+(weights only; a fresh optimizer and schedule).
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from span_rule import attended_ranges  # noqa: E402
-from tiny_llama import TinyConfig, TinyLlama, config_dict, cosine_lr, export_hf, param_count  # noqa: E402
+from tiny_llama import TinyConfig, TinyLlama, config_dict, export_hf, warmup_cosine_lr, param_count  # noqa: E402
 
 
 def token_text(sp: spm.SentencePieceProcessor, i: int) -> str:
@@ -162,6 +167,7 @@ def main():
     ap.add_argument("--eval-examples", type=int, default=40)
     ap.add_argument("--final-eval-examples", type=int, default=100)
     ap.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    ap.add_argument("--init", help="checkpoint.pt to start from (weights only)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -186,6 +192,8 @@ def main():
                      intermediate_size=args.intermediate, num_hidden_layers=args.layers,
                      num_attention_heads=args.heads, num_key_value_heads=args.heads)
     model = TinyLlama(cfg).to(device)
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location=device)["model"])
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
     log(f"attn={args.attn} device={device} threads={args.threads} params={param_count(model)} "
         f"train={len(train)} heldout={len(heldout)} config={config_dict(cfg)} args={vars(args)}")
@@ -193,17 +201,23 @@ def main():
     final_reserve = 60.0 + 2.0 * args.final_eval_examples  # seconds kept for the end
     budget = args.max_minutes * 60.0 - final_reserve
     total_steps = args.max_steps or 10**9
+    by_time = not args.max_steps
     step = tokens_seen = 0
     loss_avg = None
     last_ckpt = time.time()
     batches = []
     train_start = time.time()
+    train_budget = budget - (train_start - start)
     while step < total_steps and time.time() - start < budget:
         if not batches:
             batches = length_buckets(len(train), [len(e.ids) for e in train], args.batch, rng)
         batch = [train[i] for i in batches.pop()]
         ids, targets, mask = make_batch(batch, args.attn)
-        lr = cosine_lr(step, total_steps, args.lr, args.warmup)
+        if by_time:  # the schedule runs over the wall-time budget
+            progress = (time.time() - train_start) / train_budget
+        else:
+            progress = (step - args.warmup) / max(1, total_steps - args.warmup)
+        lr = warmup_cosine_lr(step, progress, args.lr, args.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
         logits = model(ids.to(device), mask.to(device))
@@ -216,14 +230,8 @@ def main():
         tokens_seen += int((targets != -100).sum())
         loss_value = float(loss.detach())
         loss_avg = loss_value if loss_avg is None else 0.98 * loss_avg + 0.02 * loss_value
-        if step == 30 and not args.max_steps:
-            # fix the cosine length from the measured step time so the schedule ends on time
-            per_step = (time.time() - train_start) / step
-            left = budget - (time.time() - start)
-            total_steps = step + max(1, int(left / (per_step * 1.1)))
-            log(f"measured {per_step:.2f} s/step -> {total_steps} steps")
         if step % 50 == 0:
-            log(f"step {step}/{total_steps} loss {loss_avg:.4f} lr {lr:.2e} tokens {tokens_seen} "
+            log(f"step {step} loss {loss_avg:.4f} lr {lr:.2e} tokens {tokens_seen} "
                 f"elapsed {(time.time() - start) / 60:.1f} min")
         if time.time() - last_ckpt > args.checkpoint_minutes * 60:
             acc, exact = evaluate(model, sp, heldout[:args.eval_examples], args.attn, device)

@@ -2,14 +2,18 @@
 
 #include <omp.h>
 
+#include <optional>
 #include <vector>
 
 #include "common/check.h"
+#include "sspan/tokenizer.h"
 
 namespace sspan::data {
 namespace {
 
 constexpr int64_t kBatch = 1024;  // candidates generated per parallel round
+// Give up when the length filter keeps almost nothing (the options cannot be met).
+constexpr int64_t kMaxCandidatesPerRecord = 10000;
 
 }  // namespace
 
@@ -18,14 +22,38 @@ void write_arith_stream(const ArithStreamOptions& opt,
   SSPAN_CHECK(opt.count >= 0, "--count must be >= 0, got {}", opt.count);
   SSPAN_CHECK(opt.arith.depth_sd >= 0 && opt.arith.digits_sd >= 0,
               "--depth-sd and --digits-sd must be >= 0");
+  SSPAN_CHECK(opt.min_tokens >= 0 && opt.max_tokens >= 0, "--min-tokens/--max-tokens must be >= 0");
+  SSPAN_CHECK(opt.max_tokens == 0 || opt.min_tokens <= opt.max_tokens,
+              "--min-tokens {} is above --max-tokens {}", opt.min_tokens, opt.max_tokens);
+  const bool filter = opt.min_tokens > 0 || opt.max_tokens > 0;
+  SSPAN_CHECK(!filter || !opt.tokenizer.empty(), "--min-tokens/--max-tokens need --tokenizer");
+  std::optional<Tokenizer> tok;
+  if (filter) tok.emplace(Tokenizer::load(opt.tokenizer));
+
   const int threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
   std::vector<ArithRecord> batch(kBatch);
+  std::vector<char> keep(kBatch);  // [kBatch] 1: the record passes the length filter
   int64_t written = 0;
   for (uint64_t first = 0; written < opt.count; first += kBatch) {
+    SSPAN_CHECK(int64_t(first) <= (written + 1) * kMaxCandidatesPerRecord,
+                "only {} of {} arith records fit --min-tokens {} --max-tokens {} after {} candidates",
+                written, opt.count, opt.min_tokens, opt.max_tokens, first);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 16)
-    for (int64_t k = 0; k < kBatch; ++k)
-      batch[size_t(k)] = random_arith_record(opt.seed, first + uint64_t(k), opt.arith);
-    for (int64_t k = 0; k < kBatch && written < opt.count; ++k, ++written) emit(batch[size_t(k)]);
+    for (int64_t k = 0; k < kBatch; ++k) {
+      ArithRecord& r = batch[size_t(k)];
+      r = random_arith_record(opt.seed, first + uint64_t(k), opt.arith);
+      keep[size_t(k)] = 1;
+      if (filter) {
+        // the completion is generated after the prompt: count it as a continuation
+        const int64_t n = int64_t(tok->encode_continuation(r.completion).size());
+        keep[size_t(k)] = n >= opt.min_tokens && (opt.max_tokens == 0 || n <= opt.max_tokens);
+      }
+    }
+    for (int64_t k = 0; k < kBatch && written < opt.count; ++k)
+      if (keep[size_t(k)]) {
+        emit(batch[size_t(k)]);
+        ++written;
+      }
   }
 }
 

@@ -49,20 +49,20 @@ int main(int argc, char** argv) {
   sspan::data::ArithStreamOptions arith;
   std::string expr, arith_out;
   auto* cmd_arith = app.add_subcommand("arith", "arithmetic expressions with solution traces");
-  cmd_arith->add_option("--count", arith.count, "records to write")->check(CLI::NonNegativeNumber);
+  cmd_arith->add_option("--count", arith.count, "records to write")->check(CLI::Range(int64_t(0), int64_t(1000000000000)));
   cmd_arith->add_option("--seed", arith.seed, "random seed");
   cmd_arith->add_option("--depth-mean", arith.arith.depth_mean, "mean expression depth");
   cmd_arith->add_option("--depth-sd", arith.arith.depth_sd, "sd of the expression depth")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 1.0e6));
   cmd_arith->add_option("--digits-mean", arith.arith.digits_mean, "mean digits per number");
   cmd_arith->add_option("--digits-sd", arith.arith.digits_sd, "sd of the digits per number")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 1.0e6));
   cmd_arith->add_option("--tokenizer", arith.tokenizer,
                         "tokenizer.model used by --min-tokens/--max-tokens");
   cmd_arith->add_option("--min-tokens", arith.min_tokens, "keep completions of at least N tokens")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t(0), int64_t(1000000000)));
   cmd_arith->add_option("--max-tokens", arith.max_tokens, "keep completions of at most N tokens")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t(0), int64_t(1000000000)));
   cmd_arith->add_option("--threads", arith.threads, "worker threads (output does not depend on it)")
       ->check(CLI::PositiveNumber);
   cmd_arith->add_option("--expr", expr, "write the record of this one expression");
