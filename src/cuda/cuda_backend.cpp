@@ -18,6 +18,7 @@
 #include "cuda/weight_upload.h"
 #include "elementwise.h"
 #include "prefill_attention.h"
+#include "sampling.h"
 #include "sparse_decode_attention.h"
 
 namespace sspan {
@@ -375,6 +376,52 @@ class CudaBackend final : public Backend {
     SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
+  bool sample_on_device(const Tensor& logits, int m, const SamplingConfig& config, std::span<const float> uniforms,
+                        std::span<int32_t> ids) override {
+    const int64_t vocab = row_elems(logits);
+    SSPAN_CHECK(m > 0 && logits.dim(0) >= m && int64_t(ids.size()) >= m, "sample: {} rows of {} into {} ids", m,
+                logits.shape_str(), ids.size());
+    const float* src = logits.ptr<float>();
+    if (logits.dtype != DType::F32) {
+      const int64_t count = vocab * m;
+      if (logits_f32_.bytes() < size_t(count) * sizeof(float))
+        logits_f32_ = DeviceBuffer(size_t(count) * sizeof(float), "fp32 logits");
+      kernels::launch_convert(logits.dtype, logits.data, DType::F32, logits_f32_.get(), count, stream_);
+      src = static_cast<const float*>(logits_f32_.get());
+    }
+    if (sample_ids_.bytes() < size_t(m) * sizeof(int32_t)) {  // first use: sized for the logit rows
+      const size_t rows = size_t(logits.dim(0));
+      sample_ids_ = DeviceBuffer(rows * sizeof(int32_t), "sampled ids");
+      sample_uniforms_ = DeviceBuffer(rows * sizeof(float), "sampling uniforms");
+      sample_host_ = PinnedBuffer(rows * (sizeof(int32_t) + sizeof(float)));
+    }
+    auto* ids_dev = static_cast<int32_t*>(sample_ids_.get());
+    auto* ids_host = static_cast<int32_t*>(sample_host_.get());
+    if (config.temperature <= 0.f) {
+      kernels::launch_argmax(src, m, int(vocab), ids_dev, stream_);
+    } else {
+      SSPAN_CHECK(int64_t(uniforms.size()) >= m, "sample: {} uniforms for {} rows", uniforms.size(), m);
+      auto* u_host = reinterpret_cast<float*>(ids_host + logits.dim(0));
+      std::copy(uniforms.begin(), uniforms.begin() + m, u_host);
+      SSPAN_CUDA_CHECK(cudaMemcpyAsync(sample_uniforms_.get(), u_host, size_t(m) * sizeof(float),
+                                       cudaMemcpyHostToDevice, stream_));
+      kernels::SamplingParams p;
+      p.logits = src;
+      p.uniforms = static_cast<const float*>(sample_uniforms_.get());
+      p.out = ids_dev;
+      p.rows = m;
+      p.vocab = int(vocab);
+      p.temperature = config.temperature;
+      p.top_k = config.top_k;
+      p.top_p = config.top_p;
+      kernels::launch_sample(p, stream_);
+    }
+    SSPAN_CUDA_CHECK(cudaMemcpyAsync(ids_host, ids_dev, size_t(m) * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+    SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::copy(ids_host, ids_host + m, ids.begin());
+    return true;
+  }
+
  private:
   using GraphKey = std::tuple<int, int, int, int>;  // rows, logit rows, block size, mask words
 
@@ -408,7 +455,9 @@ class CudaBackend final : public Backend {
   DeviceBuffer k_cache_, v_cache_;           // [L][S][Hkv][C][D] each
   DeviceBuffer part_o_, part_m_, part_d_;    // decode split states
   int64_t part_states_ = 0;                  // (row, head, split) states they hold
-  DeviceBuffer logits_f32_;                  // [m, V] fp32 for read_logits
+  DeviceBuffer logits_f32_;                  // [m, V] fp32 for read_logits and sampling
+  DeviceBuffer sample_ids_, sample_uniforms_;  // [M] chosen ids, [M] uniforms
+  PinnedBuffer sample_host_;                 // [M] ids then [M] uniforms, host side
   int64_t vocab_ = 0;
 
   cuda::StepBuffers steps_;

@@ -30,6 +30,13 @@ struct StepBatch {
   std::span<const int32_t> logit_rows;  // rows whose logits the caller wants, ascending
 };
 
+// How the next token is chosen from a row of logits (see src/runtime/sampler.h).
+struct SamplingConfig {
+  float temperature = 0.f;  // 0: greedy
+  int top_k = 0;            // 0: off
+  float top_p = 1.f;        // 1: off
+};
+
 struct KvCacheShape {
   int layers = 0, slots = 0, kv_heads = 0, max_ctx = 0, head_dim = 0;
 };
@@ -88,6 +95,13 @@ class Backend {
   virtual void gather_rows(const Tensor& x, Tensor& out, int n_out) = 0;
   // Copy logits[m, V] (fp32 on the host side) into dst.
   virtual void read_logits(const Tensor& logits, std::span<float> dst, int m) = 0;
+  // Choose the next token of each of the m logit rows where the logits live, so only the
+  // ids cross to the host. uniforms[i] in [0, 1) drives row i when sampling. Returns
+  // false when the backend leaves token selection to the host (the CPU backend).
+  virtual bool sample_on_device(const Tensor& logits, int m, const SamplingConfig& config,
+                                std::span<const float> uniforms, std::span<int32_t> ids) {
+    return false;
+  }
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int threads);

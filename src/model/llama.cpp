@@ -145,4 +145,9 @@ void LlamaModel::forward_body(int n, int m) {
 
 void LlamaModel::read_logits(std::span<float> dst, int m) { backend_.read_logits(a_.logits, dst, m); }
 
+bool LlamaModel::sample_on_device(int m, const SamplingConfig& config, std::span<const float> uniforms,
+                                  std::span<int32_t> ids) {
+  return backend_.sample_on_device(a_.logits, m, config, uniforms, ids);
+}
+
 }  // namespace sspan

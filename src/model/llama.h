@@ -71,6 +71,9 @@ class LlamaModel {
   // order of step.logit_rows) and can be read with read_logits.
   void forward(const StepBatch& step);
   void read_logits(std::span<float> dst, int m);
+  // Token selection on the backend's device; false when it leaves that to the host.
+  bool sample_on_device(int m, const SamplingConfig& config, std::span<const float> uniforms,
+                        std::span<int32_t> ids);
 
   size_t weight_bytes() const { return weight_bytes_; }
 

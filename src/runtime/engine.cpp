@@ -89,6 +89,8 @@ struct Engine::Impl {
   int max_ctx = 0;
   std::vector<float> logits;  // [M, V] host copy of the step's logits
   StepBuffers step;
+  std::vector<int32_t> picked;  // [rows] tokens chosen in the last step
+  std::vector<float> uniforms;  // [rows] one draw per row when sampling
 
   explicit Impl(const EngineOptions& o)
       : opt(o),
@@ -170,6 +172,24 @@ struct Engine::Impl {
   void run_step(int m) {
     model->forward(step.view());
     if (m) model->read_logits(logits, m);
+  }
+
+  // Run the step and choose the next token of logit row i with samplers[i]: on the device
+  // when the backend can (only ids cross to the host), else from host logits.
+  void run_step_and_pick(const std::vector<Sampler*>& samplers) {
+    model->forward(step.view());
+    const int m = int(samplers.size());
+    picked.resize(size_t(m));
+    const SamplingConfig cfg = samplers.front()->config();
+    uniforms.clear();
+    if (cfg.temperature > 0.f)
+      for (Sampler* s : samplers) uniforms.push_back(s->uniform());
+    if (model->sample_on_device(m, cfg, uniforms, picked)) return;
+    model->read_logits(logits, m);
+    for (int i = 0; i < m; ++i) {
+      picked[size_t(i)] = cfg.temperature > 0.f ? samplers[size_t(i)]->sample_with(logit_row(i), uniforms[size_t(i)])
+                                                : argmax(logit_row(i));
+    }
   }
 
   std::span<const float> logit_row(int i) const {
@@ -281,8 +301,12 @@ std::vector<GenerationResult> Engine::generate(const std::vector<std::string>& p
       im.step.reset(B);
       for (size_t p = begin; p < end; ++p) im.add_row(seqs[i].span, int(i), int(i), ids[p], false, cb);
       const bool last = end == ids.size();
-      if (last) im.step.logit_rows.push_back(int32_t(end - begin - 1));
-      im.run_step(last ? 1 : 0);
+      if (last) {
+        im.step.logit_rows.push_back(int32_t(end - begin - 1));
+        im.run_step_and_pick({&seqs[i].sampler});
+      } else {
+        im.run_step(0);
+      }
     }
     results[i].prefill_seconds = seconds_since(t0);
     if (options.max_new_tokens == 0) {
@@ -290,27 +314,31 @@ std::vector<GenerationResult> Engine::generate(const std::vector<std::string>& p
       finish(i);
       continue;
     }
-    if (!accept(i, seqs[i].sampler.sample(im.logit_row(0)))) finish(i);
+    if (!accept(i, im.picked[0])) finish(i);
   }
 
   // Decode: one token per active sequence per step.
   const auto t_decode = Clock::now();
   std::vector<size_t> rows;  // sequence of each row
+  std::vector<Sampler*> samplers;
   rows.reserve(prompts.size());
+  samplers.reserve(prompts.size());
   while (true) {
     im.step.reset(B);
     rows.clear();
+    samplers.clear();
     for (size_t i = 0; i < seqs.size(); ++i) {
       if (!seqs[i].active) continue;
       im.add_row(seqs[i].span, int(i), int(i), seqs[i].pending, true, cb);
       seqs[i].tally.add(seqs[i].span.last_sparse(), seqs[i].span.last_count(), seqs[i].span.last_pos());
       im.step.logit_rows.push_back(int32_t(rows.size()));
       rows.push_back(i);
+      samplers.push_back(&seqs[i].sampler);
     }
     if (rows.empty()) break;
-    im.run_step(int(rows.size()));
+    im.run_step_and_pick(samplers);
     for (size_t r = 0; r < rows.size(); ++r)
-      if (!accept(rows[r], seqs[rows[r]].sampler.sample(im.logit_row(int(r))))) finish(rows[r]);
+      if (!accept(rows[r], im.picked[r])) finish(rows[r]);
   }
   const double decode_s = seconds_since(t_decode);
   for (auto& r : results) r.decode_seconds = decode_s;

@@ -24,6 +24,11 @@ Sampler::Sampler(const SamplingOptions& o, int vocab_size) : opt_(o), rng_(o.see
 
 int32_t Sampler::sample(std::span<const float> logits) {
   if (opt_.temperature == 0.f) return argmax(logits);
+  return sample_with(logits, uniform());
+}
+
+int32_t Sampler::sample_with(std::span<const float> logits, float u01) {
+  if (opt_.temperature == 0.f) return argmax(logits);
 
   // Scaled logits, sorted descending (only as far as top-k needs).
   cand_.clear();
@@ -51,7 +56,7 @@ int32_t Sampler::sample(std::span<const float> logits) {
     total = 0.0;
     for (const auto& c : cand_) total += c.first;
   }
-  const double u = std::uniform_real_distribution<double>(0.0, total)(rng_);
+  const double u = double(u01) * total;
   double acc = 0.0;
   for (const auto& c : cand_) {
     acc += c.first;

@@ -110,3 +110,38 @@ TEST(CudaEngineTest, GreedyTokensAndLogprobsMatchTheCpuUnderDenseAndArith) {
 
 }  // namespace
 }  // namespace sspan::test
+
+namespace sspan::test {
+namespace {
+
+TEST(CudaEngineTest, DeviceSamplingIsDeterministicForASeed) {
+  SSPAN_REQUIRE_CUDA();
+  const auto tokenizer = llama_tokenizer_path();
+  if (tokenizer.empty()) GTEST_SKIP() << "LLaMA tokenizer not found; set SSPAN_LLAMA_TOKENIZER";
+  TinyLlamaSpec spec;
+  spec.vocab_size = 32000;
+  spec.hidden_size = 128;
+  spec.num_heads = 2;
+  spec.num_kv_heads = 2;
+  spec.dtype = DType::F16;
+  const auto dir = write_tiny_llama(scratch_dir("sampling"), spec);
+  EngineOptions o;
+  o.model_dir = dir;
+  o.tokenizer_file = tokenizer;
+  o.device = "cuda";
+  o.max_batch = 2;
+  o.max_context = 128;
+  Engine e(o);
+  GenerateOptions g;
+  g.max_new_tokens = 40;
+  g.stop_at_eos = false;
+  g.sampling = {.temperature = 1.0f, .top_k = 40, .top_p = 0.95f, .seed = 5};
+  const auto a = e.generate({"Once upon a time", "Hello"}, g), b = e.generate({"Once upon a time", "Hello"}, g);
+  EXPECT_EQ(a[0].ids, b[0].ids);
+  EXPECT_EQ(a[1].ids, b[1].ids);
+  g.sampling.seed = 6;
+  EXPECT_NE(e.generate({"Once upon a time", "Hello"}, g)[0].ids, a[0].ids);
+}
+
+}  // namespace
+}  // namespace sspan::test
