@@ -25,6 +25,7 @@ namespace sspan {
 namespace {
 
 using cuda::DeviceBuffer;
+using cuda::PinnedBuffer;
 
 constexpr int kMaxDecodeSplits = 64;
 constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;
