@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "sspan/checkpoint_writer.h"
+#include "sspan/config.h"
 #include "sspan/error.h"
 #include "sspan/tokenizer.h"
 
@@ -27,7 +28,7 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", dtype, "float32, float16 or bfloat16")->check(CLI::IsMember({"float32", "float16", "bfloat16"}));
   app.add_option("--shards", s.shards, "Number of safetensors shards")->check(CLI::PositiveNumber);
   app.add_option("--seed", s.seed, "Random seed");
-  app.add_flag("--tie", s.tie_word_embeddings, "Tie the LM head to the embedding");
+  auto* tie = app.add_flag("--tie,!--no-tie", s.tie_word_embeddings, "Tie the LM head to the embedding (presets: tied)");
   app.add_option("--tokenizer", tokenizer, "tokenizer.model to copy into the checkpoint")->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
     auto set = [](CLI::Option* opt, int& field, int value) {
       if (opt->count() == 0) field = value;
     };
+    if (!preset.empty() && tie->count() == 0) s.tie_word_embeddings = true;  // as llama2.c's 15M/110M
     if (preset == "15m") {  // ~15M parameters with a 32k vocabulary
       set(hidden, s.hidden_size, 288), set(inter, s.intermediate_size, 768), set(layers, s.num_layers, 6);
       set(heads, s.num_heads, 6), set(kv, s.num_kv_heads, 6), set(vocab, s.vocab_size, 32000);
@@ -52,9 +54,10 @@ int main(int argc, char** argv) {
     if (!tokenizer.empty())
       std::filesystem::copy_file(tokenizer, std::filesystem::path(out) / "tokenizer.model",
                                  std::filesystem::copy_options::overwrite_existing);
-    std::printf("wrote %s: hidden %d, intermediate %d, layers %d, heads %d/%d, vocab %d, %s\n", out.c_str(),
-                s.hidden_size, s.intermediate_size, s.num_layers, s.num_heads, s.num_kv_heads, s.vocab_size,
-                dtype.c_str());
+    const auto cfg = sspan::ModelConfig::from_file(std::filesystem::path(out) / "config.json");
+    std::printf("wrote %s: %.1fM parameters, hidden %d, intermediate %d, layers %d, heads %d/%d, vocab %d, %s%s\n",
+                out.c_str(), double(cfg.num_parameters()) / 1e6, s.hidden_size, s.intermediate_size, s.num_layers,
+                s.num_heads, s.num_kv_heads, s.vocab_size, dtype.c_str(), s.tie_word_embeddings ? ", tied" : "");
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sspan-random-model: error: %s\n", e.what());
