@@ -31,7 +31,9 @@ void matmul_rows(const float* x, const WeightView& w, float* y, int n) {
   const auto* base = static_cast<const std::byte*>(w.data);
 #pragma omp parallel if (O * K * n >= kParallelWork)
   {
-    std::vector<float> tile(size_t(kTile * K));
+    // Per-thread conversion buffer, grown once: nothing is allocated in steady decoding.
+    thread_local std::vector<float> tile;
+    if (tile.size() < size_t(kTile * K)) tile.resize(size_t(kTile * K));
 #pragma omp for schedule(static)
     for (int64_t o0 = 0; o0 < O; o0 += kTile) {
       const int64_t rows = std::min(kTile, O - o0);
@@ -41,10 +43,17 @@ void matmul_rows(const float* x, const WeightView& w, float* y, int n) {
       } else {
         to_f32(base + size_t(o0 * K) * esz, w.dtype, rows * K, tile.data());
       }
-      for (int i = 0; i < n; ++i) {
-        const float* xi = x + int64_t(i) * K;
-        float* yi = y + int64_t(i) * O;
-        for (int64_t r = 0; r < rows; ++r) yi[o0 + r] = dot(F32Row{t + r * K}, xi, K);
+      for (int64_t r = 0; r < rows; ++r) {
+        const F32Row w{t + r * K};
+        int i = 0;
+        for (; i + 4 <= n; i += 4) {  // four input rows per weight-row pass
+          const float* xs[4] = {x + int64_t(i) * K, x + int64_t(i + 1) * K, x + int64_t(i + 2) * K,
+                                x + int64_t(i + 3) * K};
+          float out[4];
+          dot4(w, xs, K, out);
+          for (int j = 0; j < 4; ++j) y[int64_t(i + j) * O + o0 + r] = out[j];
+        }
+        for (; i < n; ++i) y[int64_t(i) * O + o0 + r] = dot(w, x + int64_t(i) * K, K);
       }
     }
   }
