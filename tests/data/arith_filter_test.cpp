@@ -70,3 +70,29 @@ TEST(ArithFilter, ImpossibleRangeStopsWithAMessage) {
 
 }  // namespace
 }  // namespace sspan::data
+
+namespace sspan::data {
+namespace {
+
+TEST(ArithExclude, HeldOutSetsShareNoPromptWithTheExcludedSet) {
+  ArithStreamOptions opt;
+  opt.count = 400;
+  opt.seed = 1;
+  opt.arith.depth_mean = 1, opt.arith.depth_sd = 0.5, opt.arith.digits_mean = 1, opt.arith.digits_sd = 0.5;
+  std::unordered_set<std::string> train;
+  write_arith_stream(opt, [&](const ArithRecord& r) { train.insert(r.prompt); });
+  opt.seed = 2;  // small expressions: another seed repeats many of them ...
+  int repeats = 0;
+  write_arith_stream(opt, [&](const ArithRecord& r) { repeats += train.contains(r.prompt); });
+  EXPECT_GT(repeats, 0);
+  opt.exclude_prompts = train;  // ... unless they are excluded
+  int written = 0;
+  write_arith_stream(opt, [&](const ArithRecord& r) {
+    EXPECT_FALSE(train.contains(r.prompt)) << r.prompt;
+    ++written;
+  });
+  EXPECT_EQ(written, 400);
+}
+
+}  // namespace
+}  // namespace sspan::data

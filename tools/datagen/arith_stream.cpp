@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <vector>
 
@@ -16,6 +18,21 @@ constexpr int64_t kBatch = 1024;  // candidates generated per parallel round
 constexpr int64_t kMaxCandidatesPerRecord = 10000;
 
 }  // namespace
+
+std::unordered_set<std::string> read_prompts(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  SSPAN_CHECK(in.good(), "cannot open '{}'", path);
+  std::unordered_set<std::string> prompts;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.empty()) continue;
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    SSPAN_CHECK(j.is_object() && j.contains("prompt") && j["prompt"].is_string(),
+                "{} line {}: expected a record with a string 'prompt'", path, n);
+    prompts.insert(j["prompt"].get<std::string>());
+  }
+  return prompts;
+}
 
 void write_arith_stream(const ArithStreamOptions& opt,
                         const std::function<void(const ArithRecord&)>& emit) {
@@ -42,8 +59,8 @@ void write_arith_stream(const ArithStreamOptions& opt,
     for (int64_t k = 0; k < kBatch; ++k) {
       ArithRecord& r = batch[size_t(k)];
       r = random_arith_record(opt.seed, first + uint64_t(k), opt.arith);
-      keep[size_t(k)] = 1;
-      if (filter) {
+      keep[size_t(k)] = !opt.exclude_prompts.contains(r.prompt);
+      if (filter && keep[size_t(k)]) {
         // the completion is generated after the prompt: count it as a continuation
         const int64_t n = int64_t(tok->encode_continuation(r.completion).size());
         keep[size_t(k)] = n >= opt.min_tokens && (opt.max_tokens == 0 || n <= opt.max_tokens);

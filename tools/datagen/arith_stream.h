@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <unordered_set>
 
 #include "arith.h"
 
@@ -18,7 +19,12 @@ struct ArithStreamOptions {
   int64_t min_tokens = 0;
   int64_t max_tokens = 0;  // 0: no upper bound
   int threads = 0;         // 0: OpenMP default
+  // Prompts never to write (e.g. a training set's), so that a test set is held out.
+  std::unordered_set<std::string> exclude_prompts;
 };
+
+// The prompts of a JSONL file of records (for --exclude); errors name the file and line.
+std::unordered_set<std::string> read_prompts(const std::string& jsonl_path);
 
 // Calls `emit` with opt.count records in order. Throws sspan::Error for bad options.
 void write_arith_stream(const ArithStreamOptions& opt,

@@ -66,6 +66,8 @@ int main(int argc, char** argv) {
   cmd_arith->add_option("--threads", arith.threads, "worker threads (output does not depend on it)")
       ->check(CLI::PositiveNumber);
   cmd_arith->add_option("--expr", expr, "write the record of this one expression");
+  std::string exclude;
+  cmd_arith->add_option("--exclude", exclude, "skip expressions whose prompt appears in this JSONL (held-out sets)");
   cmd_arith->add_option("-o,--output", arith_out, "output JSONL (default stdout)");
 
   std::string summary_in, summary_out;
@@ -80,6 +82,7 @@ int main(int argc, char** argv) {
       if (!expr.empty()) {
         out.stream() << sspan::data::to_jsonl(sspan::data::arith_record_for(expr)) << '\n';
       } else {
+        if (!exclude.empty()) arith.exclude_prompts = sspan::data::read_prompts(exclude);
         sspan::data::write_arith_stream(arith, [&](const sspan::data::ArithRecord& r) {
           out.stream() << sspan::data::to_jsonl(r) << '\n';
         });
