@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "common/check.h"
@@ -62,8 +63,14 @@ class CpuBackend final : public Backend {
   void alloc_kv_cache(const KvCacheShape& s) override {
     kv_ = s;
     const size_t per_layer = size_t(s.slots) * s.kv_heads * s.max_ctx * s.head_dim;
-    k_cache_.assign(per_layer * size_t(s.layers), 0.f);
-    v_cache_.assign(per_layer * size_t(s.layers), 0.f);
+    try {
+      k_cache_.assign(per_layer * size_t(s.layers), 0.f);
+      v_cache_.assign(per_layer * size_t(s.layers), 0.f);
+    } catch (const std::bad_alloc&) {
+      SSPAN_FAIL("the KV cache ({:.1f} GB for {} sequences x {} positions) does not fit in memory; "
+                 "lower --max-context or the batch size",
+                 2.0 * double(per_layer * size_t(s.layers)) * sizeof(float) / 1e9, s.slots, s.max_ctx);
+    }
   }
   size_t kv_cache_bytes() const override { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
 
