@@ -366,13 +366,7 @@ class CudaBackend final : public Backend {
     SSPAN_CHECK(logits.dim(0) >= m && int64_t(dst.size()) >= vocab * m, "read_logits: {} rows of {} into {} floats",
                 m, logits.shape_str(), dst.size());
     const int64_t count = vocab * m;
-    const void* src = logits.data;
-    if (logits.dtype != DType::F32) {
-      if (logits_f32_.bytes() < size_t(count) * sizeof(float))
-        logits_f32_ = DeviceBuffer(size_t(count) * sizeof(float), "fp32 logits");
-      kernels::launch_convert(logits.dtype, logits.data, DType::F32, logits_f32_.get(), count, stream_);
-      src = logits_f32_.get();
-    }
+    const float* src = logits_as_f32(logits, count);
     SSPAN_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src, size_t(count) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
@@ -382,14 +376,7 @@ class CudaBackend final : public Backend {
     const int64_t vocab = row_elems(logits);
     SSPAN_CHECK(m > 0 && logits.dim(0) >= m && int64_t(ids.size()) >= m, "sample: {} rows of {} into {} ids", m,
                 logits.shape_str(), ids.size());
-    const float* src = logits.ptr<float>();
-    if (logits.dtype != DType::F32) {
-      const int64_t count = vocab * m;
-      if (logits_f32_.bytes() < size_t(count) * sizeof(float))
-        logits_f32_ = DeviceBuffer(size_t(count) * sizeof(float), "fp32 logits");
-      kernels::launch_convert(logits.dtype, logits.data, DType::F32, logits_f32_.get(), count, stream_);
-      src = static_cast<const float*>(logits_f32_.get());
-    }
+    const float* src = logits_as_f32(logits, vocab * m);
     if (sample_ids_.bytes() < size_t(m) * sizeof(int32_t)) {  // first use: sized for the logit rows
       const size_t rows = size_t(logits.dim(0));
       sample_ids_ = DeviceBuffer(rows * sizeof(int32_t), "sampled ids");
@@ -424,6 +411,16 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // The first `count` logits as fp32 on the device (converted into a scratch buffer when
+  // the logits are kept in the activation dtype).
+  const float* logits_as_f32(const Tensor& logits, int64_t count) {
+    if (logits.dtype == DType::F32) return logits.ptr<float>();
+    if (logits_f32_.bytes() < size_t(count) * sizeof(float))
+      logits_f32_ = DeviceBuffer(size_t(count) * sizeof(float), "fp32 logits");
+    kernels::launch_convert(logits.dtype, logits.data, DType::F32, logits_f32_.get(), count, stream_);
+    return static_cast<const float*>(logits_f32_.get());
+  }
+
   using GraphKey = std::tuple<int, int, int, int>;  // rows, logit rows, block size, mask words
 
   void expect(const Tensor& t, DType dtype, const char* what) const {
