@@ -2,7 +2,9 @@
 // Self-selected attention spans (see docs/span-semantics.md): grammars that find anchors
 // and reference lists in the decoded text, the per-request span state that applies the
 // span rule token by token, and the blocked encoding (block ids + in-block bitmasks +
-// a dense tail) that the attention kernels consume.
+// a dense tail) that the attention kernels consume. Where span-semantics.md leaves a
+// choice (header before any anchor, range members, multi-line tokens), docs/grammars.md
+// says what this code does.
 #include <cstdint>
 #include <filesystem>
 #include <memory>

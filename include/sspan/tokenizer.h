@@ -23,7 +23,8 @@ class Tokenizer {
   std::vector<int> encode_continuation(std::string_view text) const;
   // Whole decode as HF does (skipping BOS/EOS, dropping the leading dummy-prefix space).
   std::string decode(const std::vector<int>& ids) const;
-  // The raw bytes a token stands for: "▁" -> " ", "<0x0A>" -> "\n", control -> "".
+  // The raw bytes a token stands for: "▁" -> " ", "<0x0A>" -> "\n", control -> "",
+  // unknown -> U+FFFD (its surface is not known). Throws for ids outside the vocabulary.
   std::string token_bytes(int id) const;
   // The SentencePiece piece string ("▁world", "<0x0A>").
   std::string piece(int id) const;
