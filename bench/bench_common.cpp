@@ -49,8 +49,7 @@ double host_read_bandwidth_gbs(int threads) {
 #pragma omp parallel for reduction(^ : acc) schedule(static)
     for (size_t i = 0; i < n; ++i) acc ^= buf[i];
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const uint64_t expect = (n % 4 == 0) ? 0 : ~uint64_t(0);  // XOR of 0..n-1 for n % 4 == 0 is 0
-    if (acc != expect && n % 4 == 0) return 0;                // keeps the loop from being optimised away
+    if (acc != 0) return 0;  // XOR of 0..n-1 is 0 for n % 4 == 0; using it keeps the loop alive
     best = std::max(best, double(n * 8) / sec / 1e9);
   }
   return best;

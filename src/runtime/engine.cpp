@@ -187,7 +187,7 @@ struct Engine::Impl {
     if (model->sample_on_device(m, cfg, uniforms, picked)) return;
     model->read_logits(logits, m);
     for (int i = 0; i < m; ++i) {
-      picked[size_t(i)] = cfg.temperature > 0.f ? samplers[size_t(i)]->sample_with(logit_row(i), uniforms[size_t(i)])
+      picked[size_t(i)] = cfg.temperature > 0.f ? samplers[size_t(i)]->sample(logit_row(i), uniforms[size_t(i)])
                                                 : argmax(logit_row(i));
     }
   }

@@ -22,12 +22,7 @@ Sampler::Sampler(const SamplingOptions& o, int vocab_size) : opt_(o), rng_(o.see
   cand_.reserve(size_t(vocab_size));
 }
 
-int32_t Sampler::sample(std::span<const float> logits) {
-  if (opt_.temperature == 0.f) return argmax(logits);
-  return sample_with(logits, uniform());
-}
-
-int32_t Sampler::sample_with(std::span<const float> logits, float u01) {
+int32_t Sampler::sample(std::span<const float> logits, float u01) {
   if (opt_.temperature == 0.f) return argmax(logits);
 
   // Scaled logits, sorted descending (only as far as top-k needs).

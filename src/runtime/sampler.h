@@ -15,10 +15,9 @@ class Sampler {
  public:
   // Checks the options (temperature >= 0, top_k >= 0, 0 < top_p <= 1).
   Sampler(const SamplingOptions& options, int vocab_size);
-  // One sequence's next token. Deterministic for a given seed and sequence of calls.
-  int32_t sample(std::span<const float> logits);
-  // The same with the draw u01 in [0, 1) given (one draw per token on every path).
-  int32_t sample_with(std::span<const float> logits, float u01);
+  // One sequence's next token from its logits and u01, this token's draw from uniform()
+  // (one draw per token whether the host or a device picks it). Greedy ignores u01.
+  int32_t sample(std::span<const float> logits, float u01);
   // One draw in [0, 1) from this sequence's generator, for token selection on a device.
   float uniform() { return std::uniform_real_distribution<float>(0.f, 1.f)(rng_); }
   SamplingConfig config() const { return {opt_.temperature, opt_.top_k, opt_.top_p}; }
