@@ -1,5 +1,6 @@
 // StreamDecoder: emits token text as soon as it forms complete UTF-8 characters.
 #include "sspan/tokenizer.h"
+#include "tokenizer/tokenizer_model.h"
 
 namespace sspan {
 namespace {
@@ -71,6 +72,13 @@ std::string StreamDecoder::finish() {
   drain_complete(pending_, out);
   if (!pending_.empty()) out += kReplacement;  // an incomplete character at the end
   pending_.clear();
+  return out;
+}
+
+std::string replace_invalid_utf8(std::string bytes) {
+  std::string out;
+  drain_complete(bytes, out);
+  if (!bytes.empty()) out += kReplacement;  // an incomplete character at the end
   return out;
 }
 
