@@ -15,6 +15,10 @@ std::filesystem::path llama_tokenizer_path() {
   return std::filesystem::is_regular_file(p, ec) ? p : std::filesystem::path{};
 }
 
+std::filesystem::path project_tokenizer_path() {
+  return std::filesystem::path(SSPAN_SOURCE_DIR) / "models" / "arith-tiny" / "tokenizer.model";
+}
+
 std::filesystem::path smollm2_dir() {
   std::filesystem::path p = std::filesystem::path(SSPAN_SOURCE_DIR) / "models" / "smollm2";
   if (const char* env = std::getenv("SSPAN_SMOLLM2_DIR"); env && *env) p = env;
