@@ -16,7 +16,6 @@ namespace sspan {
 namespace {
 
 constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // "▁"
-constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
 std::array<uint32_t, 256> make_byte_map() {
   std::array<uint32_t, 256> map{};
@@ -26,14 +25,6 @@ std::array<uint32_t, 256> make_byte_map() {
     map[size_t(b)] = printable ? uint32_t(b) : 256 + extra++;
   }
   return map;
-}
-
-// Length of the UTF-8 character starting with lead byte `c` (1 for invalid leads).
-size_t utf8_len(unsigned char c) {
-  if (c >= 0xF0 && c <= 0xF4) return 4;
-  if (c >= 0xE0) return c <= 0xEF ? 3 : 1;
-  if (c >= 0xC2) return 2;
-  return 1;
 }
 
 // "<0xAB>" -> 0xAB, or -1.
@@ -148,12 +139,12 @@ class BpeModel final : public TokenizerModel {
     const std::string& t = s_.tokens[size_t(id)];
     switch (s_.types[size_t(id)]) {
       case BpeSpec::TokenType::Special: return {};
-      case BpeSpec::TokenType::Unknown: return std::string(kReplacement);
+      case BpeSpec::TokenType::Unknown: return std::string(unicode::kReplacement);
       case BpeSpec::TokenType::Byte: return std::string(1, char(byte_token_value(t)));
       case BpeSpec::TokenType::UserDefined: return t;
       case BpeSpec::TokenType::Normal: break;
     }
-    if (id == s_.unk_id) return std::string(kReplacement);
+    if (id == s_.unk_id) return std::string(unicode::kReplacement);
     std::string out;
     if (s_.alphabet == BpeSpec::Alphabet::Metaspace) {
       for (size_t i = 0; i < t.size();) {
@@ -251,7 +242,7 @@ class BpeModel final : public TokenizerModel {
     };
     std::vector<Sym> sym;
     for (size_t i = 0; i < word.size();) {
-      const size_t n = std::min(utf8_len(uint8_t(word[i])), word.size() - i);
+      const size_t n = std::min(size_t(std::max(1, unicode::sequence_length(uint8_t(word[i])))), word.size() - i);
       sym.push_back({uint32_t(i), uint32_t(n), int(sym.size()) - 1, int(sym.size()) + 1});
       i += n;
     }

@@ -140,11 +140,4 @@ bool Tokenizer::is_control(int id) const { return id >= 0 && id < vocab_size() &
 const std::string& Tokenizer::kind() const { return impl_->kind; }
 const std::string& Tokenizer::source() const { return impl_->source; }
 
-std::string TokenizerModel::decode(const std::vector<int>& ids) const {
-  std::string bytes;
-  for (int id : ids) bytes += token_bytes(id);
-  if (strips_leading_space() && !bytes.empty() && bytes.front() == ' ') bytes.erase(0, 1);
-  return replace_invalid_utf8(std::move(bytes));
-}
-
 }  // namespace sspan

@@ -31,10 +31,6 @@ class TokenizerModel {
   std::string source;   // the file, for messages
 };
 
-// Bytes made valid UTF-8 as a lossy decoder does (each maximal invalid subpart becomes
-// U+FFFD); implemented with the streaming decoder's rules (src/io/stream_decoder.cpp).
-std::string replace_invalid_utf8(std::string bytes);
-
 std::unique_ptr<TokenizerModel> load_sentencepiece(const std::string& path);
 
 }  // namespace sspan

@@ -19,6 +19,18 @@ struct Char {
 };
 
 std::vector<Char> decode_utf8(std::string_view text);
+
+// Length of the UTF-8 sequence a lead byte announces; 0 for a byte that cannot lead.
+int sequence_length(unsigned char lead);
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+
+// Moves the complete prefix of `pending` into `out`: valid characters as they are, each
+// maximal invalid subpart as U+FFFD. A trailing sequence that is valid so far but
+// incomplete stays in `pending` (a streaming decoder waits for its next bytes).
+void drain_valid_utf8(std::string& pending, std::string& out);
+// The whole of `bytes` made valid UTF-8 the same way (an incomplete end is U+FFFD too).
+std::string replace_invalid_utf8(std::string bytes);
 void append_utf8(uint32_t cp, std::string& out);
 
 bool is_letter(uint32_t cp);      // general category L*

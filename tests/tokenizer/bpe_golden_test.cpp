@@ -120,6 +120,31 @@ TEST_F(BpeGolden, ByteLevelTokensYieldTheirRawBytes) {
   EXPECT_TRUE(tok.is_control(0));
 }
 
+// Settings this engine does not implement are refused by name, never ignored.
+TEST(TokenizerJson, UnsupportedSettingsAreRefusedByName) {
+  const fs::path dir = test::scratch_dir("tok");
+  const std::string bpe = R"("model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]})";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"model": {"type": "Unigram", "vocab": []}})", "Unigram"},
+      {"{" + bpe + R"(, "normalizer": {"type": "NFC"}, "pre_tokenizer": {"type": "ByteLevel"}})", "NFC"},
+      {"{" + bpe + R"(, "pre_tokenizer": {"type": "Whitespace"}})", "Whitespace"},
+      {"{" + bpe + R"(, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "[a-z]+"}, "behavior": "Isolated"}})",
+       "[a-z]+"},
+      {"{" + bpe + "}", "ByteLevel"},
+      {R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}})",
+       "two tokens"},
+  };
+  for (const auto& [text, phrase] : cases) {
+    std::ofstream(dir / "tokenizer.json") << text;
+    try {
+      Tokenizer::load(dir / "tokenizer.json");
+      ADD_FAILURE() << "loaded: " << text;
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find(phrase), std::string::npos) << e.what();
+    }
+  }
+}
+
 // SmolLM2's own tokenizer, both as tokenizer.json and from the GGUF metadata.
 TEST(SmolLM2Tokenizer, MatchesTokenizersFromJsonAndFromGguf) {
   const fs::path dir = test::smollm2_dir();
