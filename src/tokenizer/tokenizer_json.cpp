@@ -147,7 +147,10 @@ BpeSpec read_tokenizer_json(const std::string& text, const std::string& path, co
   BpeSpec s;
   s.source = path;
   const json* model = field(j, "model");
-  SSPAN_CHECK(model && model->is_object(), "{}: no \"model\" object (is this a Hugging Face tokenizer.json?)", path);
+  SSPAN_CHECK(model && model->is_object(),
+              "{}: JSON without a \"model\" object, so not a Hugging Face tokenizer.json (supported tokenizers: a "
+              "SentencePiece or tiktoken tokenizer.model, a tokenizer.json or a GGUF model file)",
+              path);
   const std::string model_type = field(*model, "type") ? text_of(*field(*model, "type"), path, "model.type") : "BPE";
   SSPAN_CHECK(model_type == "BPE", "{}: model type {} is not supported (tokenizer.json with a BPE model only)", path,
               model_type);

@@ -322,9 +322,15 @@ TEST(Tokenizer, AFileOfAnotherKindListsTheSupportedKinds) {
       EXPECT_THAT(e.what(), HasSubstr("GGUF"));
     }
   }
-  // A JSON file that is not a tokenizer.json names what is missing.
+  // A JSON file that is not a tokenizer.json says so, with the supported kinds.
   std::ofstream(dir / "config.json") << "{\"hidden_size\": 4}";
-  EXPECT_THROW(Tokenizer::load(dir / "config.json"), Error);
+  try {
+    Tokenizer::load(dir / "config.json");
+    ADD_FAILURE() << "config.json loaded as a tokenizer";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("not a Hugging Face tokenizer.json"));
+    EXPECT_THAT(e.what(), HasSubstr("GGUF"));
+  }
 }
 
 }  // namespace
