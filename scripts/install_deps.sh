@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the build dependencies from Debian/Ubuntu packages (needs root or sudo).
 set -euo pipefail
-packages=(cmake ninja-build g++ pkg-config python3
+packages=(cmake ninja-build g++ pkg-config python3 python3-venv
           libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
           libgtest-dev libgmock-dev libsentencepiece-dev)
 sudo=""

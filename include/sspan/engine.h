@@ -16,8 +16,10 @@
 namespace sspan {
 
 struct EngineOptions {
+  // A Hugging Face directory, a .gguf file, or a .safetensors file with config.json beside it.
   std::filesystem::path model_dir;
-  std::filesystem::path tokenizer_file;  // empty: model_dir / "tokenizer.model"
+  // Empty: the model's own (tokenizer.model, else tokenizer.json; a GGUF's metadata).
+  std::filesystem::path tokenizer_file;
   std::string device = "cpu";            // "cpu" or "cuda"
   std::string dtype = "float16";         // weights/activations on a GPU: float16 or bfloat16
   int threads = 0;                       // CPU threads; 0: all cores
@@ -61,7 +63,7 @@ struct SpanStats {
 
 struct GenerationResult {
   std::string prompt;
-  std::vector<int> prompt_ids;  // BOS included
+  std::vector<int> prompt_ids;  // BOS first when the tokenizer adds one
   std::vector<int> ids;         // generated ids (EOS included when it stopped there)
   std::string text;             // generated text
   StopReason stop = StopReason::Length;
@@ -96,7 +98,7 @@ struct TokenScore {
 };
 
 struct ScoreResult {
-  std::vector<int> prompt_ids;      // BOS included
+  std::vector<int> prompt_ids;      // BOS first when the tokenizer adds one
   std::vector<TokenScore> tokens;   // completion tokens
   double nll = 0.0;                 // total negative log-likelihood (nats)
   double perplexity = 0.0;
@@ -123,7 +125,7 @@ class Engine {
   std::vector<GenerationResult> generate(const std::vector<std::string>& prompts, const GenerateOptions& options,
                                          const GenerateCallbacks& callbacks = {});
 
-  // Teacher-forced scoring of BOS + prompt + completion under a span policy.
+  // Teacher-forced scoring of [BOS +] prompt + completion under a span policy.
   ScoreResult score(std::string_view prompt, std::string_view completion, const SpanOptions& span,
                     const GenerateCallbacks& callbacks = {});
 

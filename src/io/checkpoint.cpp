@@ -51,8 +51,6 @@ std::vector<fs::path> files_with_ext(const fs::path& dir, std::initializer_list<
 Checkpoint Checkpoint::open(const fs::path& dir) {
   std::error_code ec;
   SSPAN_CHECK(fs::exists(dir, ec), "checkpoint directory '{}' does not exist", dir.string());
-  SSPAN_CHECK(fs::is_directory(dir, ec), "checkpoint path '{}' is not a directory", dir.string());
-
   Checkpoint ck;
   ck.dir_ = dir;
   auto add_file_tensors = [&](const std::shared_ptr<SafetensorsFile>& f) {
@@ -62,6 +60,13 @@ Checkpoint Checkpoint::open(const fs::path& dir) {
                   f->path().string(), t.name);
     }
   };
+  if (fs::is_regular_file(dir, ec) && dir.extension() == ".safetensors") {  // one file, on its own
+    ck.files_.push_back(SafetensorsFile::open(dir));
+    add_file_tensors(ck.files_.back());
+    return ck;
+  }
+  SSPAN_CHECK(fs::is_directory(dir, ec), "checkpoint path '{}' is neither a directory nor a .safetensors file",
+              dir.string());
 
   if (fs::exists(dir / kIndexName, ec)) {
     const std::string index = (dir / kIndexName).string();

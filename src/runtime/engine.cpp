@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "common/check.h"
+#include "io/model_files.h"
 #include "model/llama.h"
 #include "runtime/sampler.h"
 #include "sspan/checkpoint.h"
@@ -91,17 +92,17 @@ struct Engine::Impl {
   StepBuffers step;
   std::vector<int32_t> picked;  // [rows] tokens chosen in the last step
   std::vector<float> uniforms;  // [rows] one draw per row when sampling
+  // Ids the tokenizer can decode: [0, decodable). A vocabulary padded past the tokenizer
+  // (vocab_size 32001, 32064 for 32000 pieces) never samples the padding ids.
+  int decodable = 0;
+  bool add_bos = true;  // prompts start with BOS (the tokenizer's convention)
 
-  explicit Impl(const EngineOptions& o)
-      : opt(o),
-        config(ModelConfig::from_file(o.model_dir / "config.json")),
-        ckpt(Checkpoint::open(o.model_dir)),
-        tok(load_tokenizer(o)) {
+  explicit Impl(const EngineOptions& o) : Impl(o, open_model_files(o.model_dir, o.tokenizer_file, weight_dtype(o))) {}
+  Impl(const EngineOptions& o, ModelFiles&& files)
+      : opt(o), config(std::move(files.config)), ckpt(std::move(files.checkpoint)), tok(std::move(files.tokenizer)) {
     SSPAN_CHECK(o.max_batch >= 1, "max batch must be >= 1, got {}", o.max_batch);
     SSPAN_CHECK(o.max_step_rows >= 1, "max step rows must be >= 1, got {}", o.max_step_rows);
-    SSPAN_CHECK(tok.vocab_size() <= config.vocab_size,
-                "tokenizer has {} pieces but config.json vocab_size is {}: they do not belong together",
-                tok.vocab_size(), config.vocab_size);
+    check_vocabularies();
     max_ctx = o.max_context > 0 ? o.max_context : std::min(config.max_position_embeddings, 4096);
     SSPAN_CHECK(max_ctx >= 2, "max context must be >= 2, got {}", max_ctx);
     if (max_ctx > config.max_position_embeddings)
@@ -118,9 +119,34 @@ struct Engine::Impl {
     load.backend = backend->name();
   }
 
-  static Tokenizer load_tokenizer(const EngineOptions& o) {
-    auto path = o.tokenizer_file.empty() ? o.model_dir / "tokenizer.model" : o.tokenizer_file;
-    return Tokenizer::load(path);
+  // What quantized GGUF weights are dequantized to: the backend's weight dtype.
+  static DType weight_dtype(const EngineOptions& o) {
+    DType dt = DType::F16;
+    return o.device == "cuda" && parse_dtype(o.dtype, &dt) ? dt : DType::F32;
+  }
+
+  // The tokenizer and the model's vocabulary must belong together; padding ids past the
+  // tokenizer are masked (logit_row), a tokenizer without BOS encodes prompts without one.
+  void check_vocabularies() {
+    const int T = tok.vocab_size(), V = config.vocab_size;
+    SSPAN_CHECK(T <= V, "tokenizer {} has {} tokens but the model's vocabulary is {}: they do not belong together",
+                tok.source(), T, V);
+    SSPAN_CHECK(V - T <= std::max(128, T / 16),
+                "tokenizer {} has {} tokens but the model's vocabulary is {}: far more than padding, they do not "
+                "belong together",
+                tok.source(), T, V);
+    decodable = T;
+    if (T < V)
+      spdlog::warn("the model's vocabulary ({}) is padded past the tokenizer's {} tokens: ids {}..{} are never sampled",
+                   V, T, T, V - 1);
+    add_bos = tok.add_bos();
+    if (tok.bos_id() < 0) spdlog::warn("tokenizer {} has no BOS token: prompts are encoded without one", tok.source());
+  }
+
+  std::vector<int> encode_prompt(std::string_view text) const {
+    std::vector<int> ids = tok.encode(text, add_bos);
+    SSPAN_CHECK(!ids.empty(), "the prompt is empty and the tokenizer adds no BOS token: there is nothing to continue");
+    return ids;
   }
 
   static std::unique_ptr<Backend> make_backend(const EngineOptions& o) {
@@ -184,7 +210,7 @@ struct Engine::Impl {
     uniforms.clear();
     if (cfg.temperature > 0.f)
       for (Sampler* s : samplers) uniforms.push_back(s->uniform());
-    if (model->sample_on_device(m, cfg, uniforms, picked)) return;
+    if (decodable == config.vocab_size && model->sample_on_device(m, cfg, uniforms, picked)) return;
     model->read_logits(logits, m);
     for (int i = 0; i < m; ++i) {
       picked[size_t(i)] = cfg.temperature > 0.f ? samplers[size_t(i)]->sample(logit_row(i), uniforms[size_t(i)])
@@ -192,8 +218,9 @@ struct Engine::Impl {
     }
   }
 
+  // Logits of row i over the decodable ids [0, decodable).
   std::span<const float> logit_row(int i) const {
-    return {logits.data() + size_t(i) * size_t(config.vocab_size), size_t(config.vocab_size)};
+    return {logits.data() + size_t(i) * size_t(config.vocab_size), size_t(decodable)};
   }
 
   void check_prompt_fits(size_t n_tokens, const char* what) const {
@@ -249,7 +276,7 @@ std::vector<GenerationResult> Engine::generate(const std::vector<std::string>& p
   seqs.reserve(prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) {
     results[i].prompt = prompts[i];
-    results[i].prompt_ids = im.tok.encode(prompts[i], /*add_bos=*/true);
+    results[i].prompt_ids = im.encode_prompt(prompts[i]);
     im.check_prompt_fits(results[i].prompt_ids.size(), prompts.size() > 1 ? "a prompt" : "the prompt");
     seqs.push_back({SpanState(grammar, B), StreamDecoder(im.tok), Sampler(options.sampling, im.config.vocab_size),
                     SpanTally{}, -1, true});
@@ -352,7 +379,7 @@ ScoreResult Engine::score(std::string_view prompt, std::string_view completion, 
               span_opt.block_size);
   const auto t0 = Clock::now();
   ScoreResult res;
-  res.prompt_ids = im.tok.encode(prompt, /*add_bos=*/true);
+  res.prompt_ids = im.encode_prompt(prompt);
   const std::vector<int> comp = im.tok.encode_continuation(completion);
   SSPAN_CHECK(!comp.empty(), "the completion to score is empty");
   std::vector<int> all = res.prompt_ids;

@@ -1,4 +1,4 @@
-// The engine end to end on a random checkpoint with the real LLaMA tokenizer: batching,
+// The engine end to end on a random checkpoint with the project's own tokenizer: batching,
 // sampling determinism, context limits, agreement with an independent fp64 forward, and
 // the span rule in the forward pass (dense scoring is plain scoring bit for bit; sparse
 // positions equal a dense forward with the equivalent explicit mask).
@@ -27,10 +27,9 @@ constexpr const char* kFig5Completion =
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    tokenizer_ = test::llama_tokenizer_path();
-    if (tokenizer_.empty()) GTEST_SKIP() << "LLaMA tokenizer not found; set SSPAN_LLAMA_TOKENIZER";
+    tokenizer_ = test::project_tokenizer_path();
     TinyLlamaSpec spec;
-    spec.vocab_size = 32000;
+    spec.vocab_size = 300;  // the project's tokenizer (no LLaMA vocabulary needed)
     spec.hidden_size = 64;
     spec.num_heads = 4;
     spec.num_kv_heads = 2;

@@ -204,7 +204,9 @@ int run(const Args& a) {
 int main(int argc, char** argv) {
   CLI::App app{"sspan-eval: task quality, tokens/s and sparsity of span policies on a JSONL test set"};
   Args a;
-  app.add_option("-m,--model", a.model_dir, "Model directory")->required()->check(CLI::ExistingDirectory);
+  app.add_option("-m,--model", a.model_dir, "Model: a directory, a .gguf file or a .safetensors file")
+      ->required()
+      ->check(CLI::ExistingPath);
   app.add_option("-d,--data", a.data, "JSONL test set: {prompt, completion[, answer]} per line")->required();
   app.add_option("--task", a.task, "arith (accuracy of the last term) or summary (ROUGE)")
       ->check(CLI::IsMember({"arith", "summary"}));
@@ -217,7 +219,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-context", a.max_context, "KV cache context length")->check(CLI::PositiveNumber);
   app.add_option("--format", a.format, "md, csv or json")->check(CLI::IsMember({"md", "csv", "json"}));
   app.add_option("--device", a.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--tokenizer", a.tokenizer, "tokenizer.model (default: the model directory's)");
+  app.add_option("--tokenizer", a.tokenizer, "Tokenizer file (default: the model's own)");
   app.add_option("-t,--threads", a.threads, "CPU threads (0 = all)")->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -169,12 +170,17 @@ int run_generate(sspan::Engine& engine, const Args& a, const std::vector<std::st
 int main(int argc, char** argv) {
   CLI::App app{"sspan-generate: generate text with a LLaMA-family model under a self-selected attention span"};
   Args a;
-  app.add_option("-m,--model", a.model_dir, "Model directory (config.json, *.safetensors, tokenizer.model)")
+  app.add_option("-m,--model", a.model_dir,
+                 "Model: a directory (config.json, *.safetensors, tokenizer.model or tokenizer.json), a .gguf file, "
+                 "or a .safetensors file with config.json beside it")
       ->required()
-      ->check(CLI::ExistingDirectory);
+      ->check(CLI::ExistingPath);
+  std::optional<std::string> prompt_text;
+  auto* text_opt = app.add_option("-p,--prompt", prompt_text, "Prompt text");
   auto* prompt_opt = app.add_option("-f,--file", a.prompt_file, "Prompt file ('-' reads standard input)");
   auto* batch_opt = app.add_option("--batch", a.batch_file, "JSONL file of prompts decoded together as one batch");
   prompt_opt->excludes(batch_opt);
+  text_opt->excludes(prompt_opt)->excludes(batch_opt);
   app.add_option("-n,--n-predict", a.gen.max_new_tokens, "Maximum number of tokens to generate")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--temp", a.gen.sampling.temperature, "Sampling temperature (0 = greedy)")->check(CLI::NonNegativeNumber);
@@ -186,7 +192,9 @@ int main(int argc, char** argv) {
   app.add_option("--device", a.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--dtype", a.dtype, "GPU weight/activation type")->check(CLI::IsMember({"float16", "bfloat16"}));
   app.add_option("-t,--threads", a.threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
-  app.add_option("--tokenizer", a.tokenizer, "tokenizer.model (default: the model directory's)");
+  app.add_option("--tokenizer", a.tokenizer,
+                 "Tokenizer file: SentencePiece or tiktoken tokenizer.model, tokenizer.json, or a .gguf (default: the "
+                 "model's own)");
   app.add_option("--span", a.gen.span.policy, "Span policy: dense, arith, summary or a grammar .json file");
   app.add_option("--span-block", a.gen.span.block_size, "Span encoding block size")
       ->check(CLI::IsMember({16, 32, 64, 128, 256}));
@@ -203,11 +211,12 @@ int main(int argc, char** argv) {
   spdlog::set_level(a.quiet ? spdlog::level::err : a.verbose ? spdlog::level::debug : spdlog::level::warn);
 
   try {
-    if (a.prompt_file.empty() && a.batch_file.empty())
-      throw sspan::Error("give a prompt with -f FILE (or -f - for standard input) or prompts with --batch FILE");
+    if (!prompt_text && a.prompt_file.empty() && a.batch_file.empty())
+      throw sspan::Error("give a prompt with -p TEXT or -f FILE (or -f - for standard input), or prompts with --batch FILE");
     if (!a.score_file.empty() && !a.batch_file.empty()) throw sspan::Error("--score takes one prompt (-f), not --batch");
-    std::vector<std::string> prompts =
-        a.batch_file.empty() ? std::vector<std::string>{read_text(a.prompt_file, "prompt file")} : read_batch(a.batch_file);
+    std::vector<std::string> prompts = prompt_text            ? std::vector<std::string>{*prompt_text}
+                                       : a.batch_file.empty() ? std::vector<std::string>{read_text(a.prompt_file, "prompt file")}
+                                                              : read_batch(a.batch_file);
 
     sspan::EngineOptions eo;
     eo.model_dir = a.model_dir;

@@ -1,0 +1,24 @@
+#pragma once
+// What a model path (`-m`) holds: a Hugging Face directory (config.json, safetensors,
+// tokenizer.model or tokenizer.json), one .safetensors file with config.json and the
+// tokenizer beside it, or a GGUF file (hyper-parameters, weights and tokenizer in one).
+#include <filesystem>
+
+#include "sspan/checkpoint.h"
+#include "sspan/config.h"
+#include "sspan/tokenizer.h"
+
+namespace sspan {
+
+struct ModelFiles {
+  ModelConfig config;
+  Checkpoint checkpoint;
+  Tokenizer tokenizer;
+};
+
+// `tokenizer_file` (may be empty) replaces the tokenizer the model path would give.
+// `dequant_dtype`: what quantized GGUF weights become (the backend's weight dtype).
+ModelFiles open_model_files(const std::filesystem::path& model, const std::filesystem::path& tokenizer_file,
+                            DType dequant_dtype);
+
+}  // namespace sspan
