@@ -14,6 +14,8 @@ double host_read_bandwidth_gbs(int threads);
 
 void add_decode_bench(CLI::App& app);  // bench_decode.cpp: end-to-end decode tokens/s
 void add_span_bench(CLI::App& app);    // bench_span.cpp: span state + blocked encoding cost
+void add_e2e_bench(CLI::App& app);     // bench_e2e.cpp: dense-against-span replay of a dataset
+void add_serve_bench(CLI::App& app);   // bench_serve.cpp: continuous against static batching
 #ifdef SSPAN_WITH_CUDA
 void add_kernel_bench(CLI::App& app);  // bench_kernel.cu: the paper's Figure 9 kernel sweep
 #endif

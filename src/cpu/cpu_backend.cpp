@@ -22,11 +22,19 @@ int64_t row_width(const Tensor& t) { return t.numel() / t.dim(0); }
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) {
-    if (threads > 0) omp_set_num_threads(threads);
+  explicit CpuBackend(int threads) : threads_(threads > 0 ? threads : omp_get_max_threads()) {
+    omp_set_num_threads(threads_);
   }
 
-  std::string name() const override { return fmt::format("cpu ({} threads)", omp_get_max_threads()); }
+  std::string name() const override { return fmt::format("cpu ({} threads)", threads_); }
+
+  // OpenMP's thread count belongs to the calling thread: set it on the thread that runs
+  // the step (a scheduler's own thread too), not once on the thread that built the backend.
+  void forward_step(const StepBatch& step, const std::function<void()>& body) override {
+    omp_set_num_threads(threads_);
+    set_step(step);
+    body();
+  }
   Device device() const override { return Device::CPU; }
   DType act_dtype() const override { return DType::F32; }
 
@@ -145,6 +153,7 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  int threads_;  // OpenMP threads per step
   size_t cache_offset(int layer, int slot, int h, int pos) const {
     return (((size_t(layer) * kv_.slots + size_t(slot)) * kv_.kv_heads + size_t(h)) * kv_.max_ctx + size_t(pos)) *
            kv_.head_dim;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/convert.h"
 #include "sspan/dtype.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -129,22 +130,7 @@ inline void dot4(const Row& row, const float* const x[4], int64_t K, float out[4
   }
 }
 
-// Convert `count` stored elements starting at src to fp32.
-inline void to_f32(const void* src, DType dtype, int64_t count, float* dst) {
-  if (dtype == DType::F32) {
-    std::memcpy(dst, src, size_t(count) * 4);
-    return;
-  }
-  const auto* s = static_cast<const uint16_t*>(src);
-  if (dtype == DType::F16) {
-    int64_t i = 0;
-#ifdef SSPAN_CPU_AVX2
-    for (; i + 8 <= count; i += 8) _mm256_storeu_ps(dst + i, F16Row{s}.load8(i));
-#endif
-    for (; i < count; ++i) dst[i] = half_to_float(s[i]);
-  } else {
-    for (int64_t i = 0; i < count; ++i) dst[i] = bf16_to_float(s[i]);
-  }
-}
+// to_f32 (bulk conversion to fp32) lives in common/convert.h; the matmul calls it unqualified.
+using sspan::to_f32;
 
 }  // namespace sspan::cpu

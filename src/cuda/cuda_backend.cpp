@@ -371,7 +371,7 @@ class CudaBackend final : public Backend {
     SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
-  bool sample_on_device(const Tensor& logits, int m, const SamplingConfig& config, std::span<const float> uniforms,
+  bool sample_on_device(const Tensor& logits, int m, const SamplingOptions& config, std::span<const float> uniforms,
                         std::span<int32_t> ids) override {
     const int64_t vocab = row_elems(logits);
     SSPAN_CHECK(m > 0 && logits.dim(0) >= m && int64_t(ids.size()) >= m, "sample: {} rows of {} into {} ids", m,

@@ -16,6 +16,14 @@ struct ModelFiles {
   Tokenizer tokenizer;
 };
 
+// The hyper-parameters and the tokenizer alone (no weights are mapped or dequantized):
+// what a tool needs to prepare its inputs before it builds an Engine.
+struct ModelMeta {
+  ModelConfig config;
+  Tokenizer tokenizer;
+};
+ModelMeta open_model_meta(const std::filesystem::path& model, const std::filesystem::path& tokenizer_file);
+
 // `tokenizer_file` (may be empty) replaces the tokenizer the model path would give.
 // `dequant_dtype`: what quantized GGUF weights become (the backend's weight dtype).
 ModelFiles open_model_files(const std::filesystem::path& model, const std::filesystem::path& tokenizer_file,

@@ -16,6 +16,7 @@
 
 #include "model/tensor.h"
 #include "sspan/checkpoint.h"
+#include "sspan/sampling.h"
 #include "sspan/span.h"
 
 namespace sspan {
@@ -28,13 +29,6 @@ struct StepBatch {
   std::span<const int32_t> slot;    // [n] KV-cache slot of each token's sequence
   const SpanBatch* span = nullptr;  // rows = n; nullptr: every row dense (causal)
   std::span<const int32_t> logit_rows;  // rows whose logits the caller wants, ascending
-};
-
-// How the next token is chosen from a row of logits (see src/runtime/sampler.h).
-struct SamplingConfig {
-  float temperature = 0.f;  // 0: greedy
-  int top_k = 0;            // 0: off
-  float top_p = 1.f;        // 1: off
 };
 
 struct KvCacheShape {
@@ -96,9 +90,10 @@ class Backend {
   // Copy logits[m, V] (fp32 on the host side) into dst.
   virtual void read_logits(const Tensor& logits, std::span<float> dst, int m) = 0;
   // Choose the next token of each of the m logit rows where the logits live, so only the
-  // ids cross to the host. uniforms[i] in [0, 1) drives row i when sampling. Returns
-  // false when the backend leaves token selection to the host (the CPU backend).
-  virtual bool sample_on_device(const Tensor& logits, int m, const SamplingConfig& config,
+  // ids cross to the host. uniforms[i] in [0, 1) drives row i when sampling. Only the
+  // temperature, top-k and top-p of `options` apply (the caller checks device_capable()).
+  // Returns false when the backend leaves token selection to the host (the CPU backend).
+  virtual bool sample_on_device(const Tensor& logits, int m, const SamplingOptions& options,
                                 std::span<const float> uniforms, std::span<int32_t> ids) {
     return false;
   }

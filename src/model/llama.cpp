@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/check.h"
-#include "cpu/dot.h"
+#include "common/convert.h"
 
 namespace sspan {
 namespace {
@@ -25,7 +25,7 @@ const TensorInfo& expect(const Checkpoint& ckpt, const std::string& name, std::v
 // Norm weights are tiny and used in fp32 on every backend.
 Tensor load_norm(Backend& be, const TensorInfo& t) {
   std::vector<float> v(size_t(t.numel()));
-  cpu::to_f32(t.data, t.dtype, t.numel(), v.data());
+  to_f32(t.data, t.dtype, t.numel(), v.data());
   return be.load_table(v);
 }
 
@@ -145,9 +145,9 @@ void LlamaModel::forward_body(int n, int m) {
 
 void LlamaModel::read_logits(std::span<float> dst, int m) { backend_.read_logits(a_.logits, dst, m); }
 
-bool LlamaModel::sample_on_device(int m, const SamplingConfig& config, std::span<const float> uniforms,
+bool LlamaModel::sample_on_device(int m, const SamplingOptions& options, std::span<const float> uniforms,
                                   std::span<int32_t> ids) {
-  return backend_.sample_on_device(a_.logits, m, config, uniforms, ids);
+  return backend_.sample_on_device(a_.logits, m, options, uniforms, ids);
 }
 
 }  // namespace sspan

@@ -72,7 +72,7 @@ class LlamaModel {
   void forward(const StepBatch& step);
   void read_logits(std::span<float> dst, int m);
   // Token selection on the backend's device; false when it leaves that to the host.
-  bool sample_on_device(int m, const SamplingConfig& config, std::span<const float> uniforms,
+  bool sample_on_device(int m, const SamplingOptions& options, std::span<const float> uniforms,
                         std::span<int32_t> ids);
 
   size_t weight_bytes() const { return weight_bytes_; }

@@ -113,6 +113,18 @@ void SpanBatch::add_row(const std::vector<PosRange>& before_tail, int32_t tail, 
   pos.push_back(t);
 }
 
+void SpanBatch::add_attended_row(std::span<const PosRange> attended, int32_t t) {
+  SSPAN_CHECK(!attended.empty() && attended.back().end == t + 1,
+              "span batch row: the attended ranges of position {} must end with a range that ends at {} (a "
+              "position always attends itself)",
+              t, t + 1);
+  const PosRange tail = attended.back();
+  SSPAN_CHECK(tail.begin >= 0 && tail.begin <= t, "span batch row: range [{}, {}) is empty or negative", tail.begin,
+              tail.end);
+  before_tail_.assign(attended.begin(), attended.end() - 1);
+  add_row(before_tail_, tail.begin, t);  // checks the ranges before the tail
+}
+
 std::vector<PosRange> SpanBatch::row_ranges(int r) const {
   SSPAN_CHECK(r >= 0 && r < rows(), "span batch row {} outside [0, {})", r, rows());
   std::vector<PosRange> out;

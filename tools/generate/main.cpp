@@ -1,10 +1,11 @@
 // sspan-generate: generate from a prompt file (streaming), or score a completion under a
 // span policy, with optional span tracing.
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -16,6 +17,7 @@
 #include "generate/trace_writer.h"
 #include "sspan/engine.h"
 #include "sspan/error.h"
+#include "sspan/log.h"
 
 namespace {
 
@@ -106,27 +108,27 @@ int run_generate(sspan::Engine& engine, const Args& a, const std::vector<std::st
     cb.on_text = [](int, std::string_view text) { std::cout << text << std::flush; };
   }
   if (trace.enabled()) cb.on_trace = [&](const sspan::TraceRecord& r) { trace.write(r); };
+  const auto t0 = std::chrono::steady_clock::now();
   const auto results = engine.generate(prompts, a.gen, cb);
+  const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::vector<sspan::SpanStats> stats;
   for (const auto& r : results) stats.push_back(r.span);
   trace.finish(stats);
 
   size_t prompt_tokens = 0, gen_tokens = 0;
-  double prefill_s = 0, decode_s = 0;
+  double prefill_s = 0;
   sspan::SpanStats total;
   double sparsity_weighted = 0;
   for (size_t i = 0; i < results.size(); ++i) {
     const auto& r = results[i];
     prompt_tokens += r.prompt_ids.size();
     gen_tokens += r.ids.size();
-    prefill_s += r.prefill_seconds;
-    decode_s = r.decode_seconds;
+    prefill_s += r.stats.prefill_seconds;
     total.sparse_tokens += r.span.sparse_tokens;
     total.dense_tokens += r.span.dense_tokens;
     total.events += r.span.events;
     sparsity_weighted += r.span.mean_sparsity * double(r.span.sparse_tokens + r.span.dense_tokens);
     if (a.json_out) {
-      const double n = double(r.ids.size());
       json out = {{"prompt", r.prompt},
                   {"text", r.text},
                   {"ids", r.ids},
@@ -135,10 +137,13 @@ int run_generate(sspan::Engine& engine, const Args& a, const std::vector<std::st
                   {"span_policy", a.gen.span.policy},
                   {"span", span_json(r.span)},
                   {"timings",
-                   {{"prefill_s", r.prefill_seconds},
-                    {"decode_s", r.decode_seconds},
-                    {"prompt_tokens_per_s", r.prefill_seconds > 0 ? double(r.prompt_ids.size()) / r.prefill_seconds : 0},
-                    {"decode_tokens_per_s", r.decode_seconds > 0 ? n / r.decode_seconds : 0}}}};
+                   {{"queue_s", r.stats.queue_seconds},
+                    {"prefill_s", r.stats.prefill_seconds},
+                    {"ttft_s", r.stats.ttft_seconds},
+                    {"decode_s", r.stats.decode_seconds},
+                    {"prompt_tokens_per_s",
+                     r.stats.prefill_seconds > 0 ? double(r.prompt_ids.size()) / r.stats.prefill_seconds : 0},
+                    {"decode_tokens_per_s", r.stats.decode_tokens_per_s()}}}};
       std::cout << out.dump() << "\n";
     } else if (!stream) {
       std::cout << "=== request " << i << " (" << sspan::stop_reason_name(r.stop) << ")\n" << r.prompt << r.text << "\n";
@@ -150,10 +155,14 @@ int run_generate(sspan::Engine& engine, const Args& a, const std::vector<std::st
   total.mean_sparsity = processed ? sparsity_weighted / double(processed) : 0.0;
   if (!a.quiet) {
     const auto& l = engine.load_stats();
+    // Decode throughput: generated tokens over the wall time from the first token on.
+    double first_token_s = wall_s;
+    for (const auto& r : results) first_token_s = std::min(first_token_s, r.stats.ttft_seconds);
+    const double decode_s = std::max(wall_s - first_token_s, 1e-9);
     std::fprintf(stderr,
                  "load %.2f s | prompt %zu tokens, %.1f tokens/s | decode %zu tokens, %.1f tokens/s | batch %zu | %s\n",
                  l.seconds, prompt_tokens, prefill_s > 0 ? double(prompt_tokens) / prefill_s : 0.0, gen_tokens,
-                 decode_s > 0 ? double(gen_tokens) / decode_s : 0.0, results.size(), l.backend.c_str());
+                 double(gen_tokens) / decode_s, results.size(), l.backend.c_str());
     const auto& e = total.events;
     std::fprintf(stderr,
                  "span %s: mean sparsity %.3f | sparse %lld, dense %lld tokens | events: sparse lines %lld, dense "
@@ -205,10 +214,7 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", a.quiet, "Only errors on stderr");
   CLI11_PARSE(app, argc, argv);
 
-  auto logger = spdlog::stderr_color_mt("sspan");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("[%l] %v");
-  spdlog::set_level(a.quiet ? spdlog::level::err : a.verbose ? spdlog::level::debug : spdlog::level::warn);
+  sspan::set_log_level(a.quiet ? sspan::LogLevel::Error : a.verbose ? sspan::LogLevel::Debug : sspan::LogLevel::Warn);
 
   try {
     if (!prompt_text && a.prompt_file.empty() && a.batch_file.empty())
