@@ -31,11 +31,13 @@ std::shared_ptr<const SpanGrammar> resolve_policy(const std::string& policy) {
 // Reusable host buffers for one forward step (capacity reserved once).
 struct StepBuffers {
   std::vector<int32_t> tokens, pos, slot, logit_rows;
+  std::vector<RowMode> mode;
   SpanBatch span;
   void reset(int block_size) {
     tokens.clear();
     pos.clear();
     slot.clear();
+    mode.clear();
     logit_rows.clear();
     span.reset(block_size);
   }
@@ -43,9 +45,10 @@ struct StepBuffers {
     tokens.reserve(rows);
     pos.reserve(rows);
     slot.reserve(rows);
+    mode.reserve(rows);
     logit_rows.reserve(rows);
   }
-  StepBatch view() const { return {tokens, pos, slot, &span, logit_rows}; }
+  StepBatch view() const { return {tokens, pos, slot, mode, &span, logit_rows}; }
 };
 
 // Accumulates span statistics over generated (or completion) positions.
@@ -152,6 +155,7 @@ struct Engine::Impl {
     step.tokens.push_back(id);
     step.pos.push_back(pos);
     step.slot.push_back(slot);
+    step.mode.push_back(span.last_sparse() ? RowMode::Sparse : RowMode::Dense);
     span.append_last(step.span);
     if (cb.on_trace) {
       TraceRecord r;
