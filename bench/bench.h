@@ -16,6 +16,9 @@ void add_decode_bench(CLI::App& app);  // bench_decode.cpp: end-to-end decode to
 void add_span_bench(CLI::App& app);    // bench_span.cpp: span state + blocked encoding cost
 #ifdef SSPAN_WITH_CUDA
 void add_kernel_bench(CLI::App& app);  // bench_kernel.cu: the paper's Figure 9 kernel sweep
+// Device-to-device copy bandwidth of a 1 GiB buffer in GB/s, bytes read plus bytes written
+// (the "% of copy" figures' denominator).
+double device_copy_bandwidth_gbs(int device);
 #endif
 
 }  // namespace sspan::bench
