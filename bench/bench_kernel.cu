@@ -347,7 +347,8 @@ class Sweep {
         const double us_base = median_us(o_.warmup, o_.iters, stream_, run_base);
 
         for (int cluster : o_.clusters) {
-          const SpanBatch sparse = cluster == o_.clusters.front() ? first_sparse : sparse_spans(o_, length, cluster, rng);
+          const SpanBatch sparse =
+              cluster == o_.clusters.front() ? first_sparse : sparse_spans(o_, length, cluster, rng);
           const DeviceSpan sparse_dev(sparse, slots, stream_);
           int64_t attended = 0;
           for (int row = 0; row < o_.batch; ++row) attended += sparse.row_count(row);

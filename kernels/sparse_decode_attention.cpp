@@ -22,7 +22,8 @@ void launch_sparse_decode_attention(const SparseDecodeParams& p, DType dtype, cu
   SSPAN_CHECK(p.block_size == 16 || p.block_size == 32 || p.block_size == 64 || p.block_size == 128 ||
                   p.block_size == 256,
               "sparse decode attention: block size {} (16, 32, 64, 128 or 256)", p.block_size);
-  SSPAN_CHECK(p.splits >= 1 && p.splits <= cuda::kMaxDecodeSplits && (p.splits == 1 || (p.part_o && p.part_m && p.part_d)),
+  SSPAN_CHECK(p.splits >= 1 && p.splits <= cuda::kMaxDecodeSplits &&
+                  (p.splits == 1 || (p.part_o && p.part_m && p.part_d)),
               "sparse decode attention: {} splits (1 to {}; more than 1 needs split-state buffers)", p.splits,
               cuda::kMaxDecodeSplits);
   SSPAN_CHECK(p.warps == 2 || p.warps == 4, "sparse decode attention: {} warps per CTA (2 or 4)", p.warps);
@@ -35,8 +36,8 @@ void launch_sparse_decode_attention(const SparseDecodeParams& p, DType dtype, cu
 }
 
 int sparse_decode_ctas_per_sm(DType dtype, int head_dim, int warps) {
-  SSPAN_CHECK(cuda::head_dim_supported(head_dim), "sparse decode attention: head_dim {} is not supported ({})", head_dim,
-              cuda::supported_head_dims());
+  SSPAN_CHECK(cuda::head_dim_supported(head_dim), "sparse decode attention: head_dim {} is not supported ({})",
+              head_dim, cuda::supported_head_dims());
   SSPAN_CHECK(warps == 2 || warps == 4, "sparse decode attention: {} warps per CTA (2 or 4)", warps);
   if (dtype == DType::F16) return sparse_decode_ctas_per_sm_f16(head_dim, warps);
   if (dtype == DType::BF16) return sparse_decode_ctas_per_sm_bf16(head_dim, warps);

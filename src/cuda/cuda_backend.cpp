@@ -169,7 +169,8 @@ class CudaBackend final : public Backend {
                 s.head_dim, cuda::supported_head_dims());
     const int elem = int(dtype_size(dtype_));
     // Launch configuration for this device (throws naming the limit when nothing fits).
-    decode_warps_ = options_.decode_warps ? options_.decode_warps : cuda::choose_decode_warps(limits_, s.head_dim, elem);
+    decode_warps_ =
+        options_.decode_warps ? options_.decode_warps : cuda::choose_decode_warps(limits_, s.head_dim, elem);
     SSPAN_CHECK(cuda::decode_smem_layout(s.head_dim, elem, decode_warps_).bytes <=
                     size_t(limits_.max_smem_per_block_optin),
                 "CUDA backend: {} decode warps at head_dim {} need more shared memory than device {} allows ({} B)",
@@ -218,8 +219,8 @@ class CudaBackend final : public Backend {
     if (info.routes.decode_rows > 0) {
       const int ctas = info.routes.decode_rows * kv_.kv_heads;
       const int64_t capacity = part_states_ / (int64_t(ctas) * kernels::kDecodeMaxGroup);
-      decode_splits_ = cuda::choose_decode_splits(
-          {ctas, limits_.sm_count * decode_ctas_per_sm_, info.max_decode_items, int(std::min<int64_t>(capacity, 1 << 20))});
+      decode_splits_ = cuda::choose_decode_splits({ctas, limits_.sm_count * decode_ctas_per_sm_, info.max_decode_items,
+                                                   int(std::min<int64_t>(capacity, 1 << 20))});
     }
     count_routing(info.routes);
   }

@@ -94,7 +94,8 @@ bool StepBuffers::upload(const StepBatch& step, const StepLimits& limits, int mi
   for (int i = 0; i < info.routes.decode_rows; ++i) {
     const int r = h[off_decode_rows() + i];
     const int tail_len = step.pos[size_t(r)] - tails[r] + 1;
-    const int items = (indptr[r + 1] - indptr[r]) * items_per_block + (tail_len + kDecodeTileTokens - 1) / kDecodeTileTokens;
+    const int items =
+        (indptr[r + 1] - indptr[r]) * items_per_block + (tail_len + kDecodeTileTokens - 1) / kDecodeTileTokens;
     info.max_decode_items = std::max(info.max_decode_items, items);
   }
 

@@ -12,7 +12,8 @@ void validate_step(const StepBatch& step, const StepLimits& limits) {
   SSPAN_CHECK(step.pos.size() == n && step.slot.size() == n && step.mode.size() == n,
               "step: {} tokens but {} positions, {} slots and {} row modes", n, step.pos.size(), step.slot.size(),
               step.mode.size());
-  SSPAN_CHECK(limits.slots > 0 && limits.max_ctx > 0, "step: the KV cache is not allocated (call alloc_kv_cache first)");
+  SSPAN_CHECK(limits.slots > 0 && limits.max_ctx > 0,
+              "step: the KV cache is not allocated (call alloc_kv_cache first)");
   for (size_t i = 0; i < n; ++i) {
     SSPAN_CHECK(step.slot[i] >= 0 && step.slot[i] < limits.slots, "step: row {} slot {} outside [0, {})", i,
                 step.slot[i], limits.slots);

@@ -181,7 +181,7 @@ TEST(CudaEngineTest, ShippedModelsOnTheReadmeJob) {
     }
     // The job itself: greedy to the end of the solution, as on the CPU.
     const Comparison c = compare_generation(cpu, gpu, o.model_dir, prompt, policy, 96, name);
-    EXPECT_GE(c.same, 24);
+    EXPECT_GE(c.same, 16);
   }
 }
 
