@@ -116,6 +116,16 @@ struct EnginePair {
   }
 };
 
+// How the GPU routed the attention rows of prefilling `prompt` alone (no token generated).
+cuda::AttentionRouting prefill_routing(Engine& gpu, const std::string& prompt, const std::string& policy) {
+  cuda::reset_attention_routing();
+  GenerateOptions g;
+  g.max_new_tokens = 0;
+  g.span.policy = policy;
+  gpu.generate({prompt}, g);
+  return cuda::attention_routing();
+}
+
 struct Comparison {
   int same = 0;  // leading greedy tokens identical on both devices
 };
@@ -168,12 +178,7 @@ TEST(CudaEngineTest, ShippedModelsOnTheReadmeJob) {
     // The prompt alone (one pass; the task line is dense): prefill serves its rows.
     const std::vector<int32_t> ids = gpu.tokenizer().encode(prompt, true);
     const Replayed rows = replay(gpu.tokenizer(), gpu.config().bos_token_id, ids, ids.size(), policy);
-    cuda::reset_attention_routing();
-    GenerateOptions g;
-    g.max_new_tokens = 0;
-    g.span.policy = policy;
-    gpu.generate({prompt}, g);
-    const cuda::AttentionRouting r = cuda::attention_routing();
+    const cuda::AttentionRouting r = prefill_routing(gpu, prompt, policy);
     EXPECT_EQ(r.prefill_rows, expected_prefill_rows(rows.mode, o.max_step_rows));
     EXPECT_EQ(r.prefill_rows + r.decode_rows, int64_t(ids.size()));
     if (ids.size() >= size_t(cuda::kMinPrefillRunRows)) {
@@ -229,12 +234,7 @@ TEST(CudaEngineTest, LongPromptsInSeveralPassesUnderDenseAndArith) {
     const Replayed rows = replay(gpu.tokenizer(), gpu.config().bos_token_id, ids, ids.size(), policy);
     const int64_t want_prefill = expected_prefill_rows(rows.mode, o.max_step_rows);
     const int64_t sparse = std::count(rows.mode.begin(), rows.mode.end(), RowMode::Sparse);
-    cuda::reset_attention_routing();
-    GenerateOptions g;
-    g.max_new_tokens = 0;
-    g.span.policy = policy;
-    gpu.generate({prompt}, g);
-    const cuda::AttentionRouting r = cuda::attention_routing();
+    const cuda::AttentionRouting r = prefill_routing(gpu, prompt, policy);
     EXPECT_EQ(r.steps, int64_t((ids.size() + 511) / 512));  // one step per 512-row prefill pass
     EXPECT_EQ(r.prefill_rows, want_prefill);
     EXPECT_EQ(r.prefill_rows + r.decode_rows, int64_t(ids.size()));
