@@ -18,6 +18,9 @@ void add_e2e_bench(CLI::App& app);     // bench_e2e.cpp: dense-against-span repl
 void add_serve_bench(CLI::App& app);   // bench_serve.cpp: continuous against static batching
 #ifdef SSPAN_WITH_CUDA
 void add_kernel_bench(CLI::App& app);  // bench_kernel.cu: the paper's Figure 9 kernel sweep
+// Device-to-device copy bandwidth of a 1 GiB buffer in GB/s, bytes read plus bytes written
+// (the "% of copy" figures' denominator).
+double device_copy_bandwidth_gbs(int device);
 #endif
 
 }  // namespace sspan::bench

@@ -1,6 +1,8 @@
 // sspan-bench decode: end-to-end decode throughput of a checkpoint at several batch sizes:
-// tokens/s, the bytes each step must read (every weight once + the attended K/V rows) per
-// second, and that as a share of the machine's measured memory bandwidth.
+// tokens/s, the bytes each step must read per second (every weight once in the dtype the
+// backend holds it, the step's embedding rows, the attended K/V rows in the cache dtype),
+// and that as a share of the measured memory bandwidth: host read bandwidth on the CPU,
+// device-to-device copy bandwidth (read + write) on a GPU.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -25,17 +27,18 @@ struct Row {
   double tokens_per_s, ms_per_step, gbs, pct;
 };
 
-Row run_one(LlamaModel& m, const DecodeArgs& a, int batch, size_t weight_bytes, double bw) {
+Row run_one(LlamaModel& m, const DecodeArgs& a, int batch, double bw) {
   const ModelConfig& c = m.config();
   // Prefill every sequence with the same synthetic prompt (ids spread over the vocab).
   std::vector<int32_t> ids(size_t(a.prompt_tokens)), pos(ids.size()), slot(ids.size());
   for (int i = 0; i < a.prompt_tokens; ++i) ids[size_t(i)] = i == 0 ? c.bos_token_id : 3 + (i * 7919) % (c.vocab_size - 3);
   std::iota(pos.begin(), pos.end(), 0);
   std::vector<float> logits(size_t(batch) * size_t(c.vocab_size));
+  const std::vector<RowMode> dense(std::max(ids.size(), size_t(batch)), RowMode::Dense);  // dense decode
   for (int s = 0; s < batch; ++s) {
     std::fill(slot.begin(), slot.end(), s);
     const int32_t last = int32_t(ids.size()) - 1;
-    m.forward({ids, pos, slot, nullptr, std::span(&last, 1)});
+    m.forward({ids, pos, slot, std::span(dense).first(ids.size()), nullptr, std::span(&last, 1)});
   }
   m.read_logits(logits, 1);
   for (int v = 0; v < c.vocab_size; ++v)
@@ -50,7 +53,7 @@ Row run_one(LlamaModel& m, const DecodeArgs& a, int batch, size_t weight_bytes, 
       tok[size_t(s)] = 3 + (k * 31 + s) % (c.vocab_size - 3);
       p[size_t(s)] = a.prompt_tokens + k;
     }
-    m.forward({tok, p, sl, nullptr, rows});
+    m.forward({tok, p, sl, std::span(dense).first(nb), nullptr, rows});
     m.read_logits(logits, batch);
   };
   step(0);  // warm-up
@@ -61,11 +64,11 @@ Row run_one(LlamaModel& m, const DecodeArgs& a, int batch, size_t weight_bytes, 
     SSPAN_CHECK(std::isfinite(logits[size_t(v)]), "validation: decode logit {} is not finite", v);
 
   // Bytes a step must read: weights once, plus K and V of every attended position.
-  const double kv_elem = m.backend().act_dtype() == DType::F32 ? 4.0 : 2.0;
+  const double kv_elem = double(dtype_size(m.backend().act_dtype()));  // the cache holds activations' dtype
   const double mean_ctx = a.prompt_tokens + 1 + a.steps / 2.0;
   const double kv_bytes = 2.0 * c.num_hidden_layers * c.kv_dim() * kv_elem * mean_ctx * batch;
   const double step_s = sec / a.steps;
-  const double gbs = (double(weight_bytes) + kv_bytes) / step_s / 1e9;
+  const double gbs = (double(m.step_weight_bytes(batch, batch)) + kv_bytes) / step_s / 1e9;
   return {batch, batch * a.steps / sec, step_s * 1e3, gbs, bw > 0 ? 100.0 * gbs / bw : 0.0};
 }
 
@@ -83,6 +86,7 @@ void run(const DecodeArgs& a) {
     DType dt;
     SSPAN_CHECK(parse_dtype(a.dtype, &dt) && dt != DType::F32, "--dtype must be float16 or bfloat16");
     be = make_cuda_backend(dt, 0);
+    bw = device_copy_bandwidth_gbs(0);
 #else
     SSPAN_FAIL("this build has no CUDA backend");
 #endif
@@ -91,13 +95,15 @@ void run(const DecodeArgs& a) {
   const int max_batch = *std::max_element(a.batches.begin(), a.batches.end());
   m.allocate(std::max(a.prompt_tokens, max_batch), std::max(a.prompt_tokens, max_batch), max_batch,
              a.prompt_tokens + a.steps + 2);
-  fmt::print("{}\nbackend: {} | model: {} ({:.1f} M parameters, {:.1f} MB of weights as stored)",
-             build_description(), be->name(), a.model_dir, c.num_parameters() / 1e6, m.weight_bytes() / 1e6);
-  if (bw > 0) fmt::print(" | measured memory read bandwidth {:.1f} GB/s", bw);
+  fmt::print("{}\nbackend: {} | model: {} ({:.1f} M parameters, {:.1f} MB of weights as stored, {:.1f} MB as held)",
+             build_description(), be->name(), a.model_dir, c.num_parameters() / 1e6, m.weight_bytes() / 1e6,
+             m.step_weight_bytes(0, 1) / 1e6);
+  if (bw > 0)
+    fmt::print(" | measured {} {:.1f} GB/s", a.device == "cpu" ? "memory read bandwidth" : "device copy bandwidth (read + write)", bw);
   fmt::print("\nprompt {} tokens, {} decode steps\n\n", a.prompt_tokens, a.steps);
   fmt::print("| batch | decode tokens/s | ms/step | GB/s read | % of bandwidth |\n|---:|---:|---:|---:|---:|\n");
   for (int b : a.batches) {
-    const Row r = run_one(m, a, b, m.weight_bytes(), bw);
+    const Row r = run_one(m, a, b, bw);
     fmt::print("| {} | {:.1f} | {:.2f} | {:.2f} | {:.1f} |\n", r.batch, r.tokens_per_s, r.ms_per_step, r.gbs, r.pct);
   }
 }

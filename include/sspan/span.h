@@ -81,6 +81,18 @@ struct SpanBatch {
   // Decode row r back into sorted, merged half-open ranges (t included).
   std::vector<PosRange> row_ranges(int r) const;
   int64_t row_count(int r) const;  // number of attended positions of row r
+  // Row r is the dense row: no listed blocks and a tail from 0, i.e. every position in
+  // [0, pos[r]] (causal attention).
+  bool row_is_dense(int r) const;
+
+  // The one rule set every backend applies before it reads a KV cache through this
+  // encoding; throws sspan::Error naming the first violation. A valid batch has a
+  // supported block size; indptr starting at 0, never decreasing, and ending at
+  // block_ids.size(); words_per_block() mask words per listed block; tail_start and pos of
+  // equal length with 0 <= tail_start[r] <= pos[r]; and in each row block ids that ascend
+  // strictly, start before the row's tail, and set only bits of positions before it
+  // (for B = 16, only the low 16 bits of a word).
+  void validate() const;
 
  private:
   std::vector<PosRange> before_tail_;  // scratch of add_attended_row

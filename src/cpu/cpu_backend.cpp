@@ -83,21 +83,14 @@ class CpuBackend final : public Backend {
   size_t kv_cache_bytes() const override { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
 
   void set_step(const StepBatch& step) override {
-    const size_t n = step.tokens.size();
-    SSPAN_CHECK(step.pos.size() == n && step.slot.size() == n, "step: tokens/pos/slot sizes differ");
-    for (size_t i = 0; i < n; ++i) {
-      SSPAN_CHECK(step.slot[i] >= 0 && step.slot[i] < kv_.slots, "step: slot {} outside [0, {})", step.slot[i],
-                  kv_.slots);
-      SSPAN_CHECK(step.pos[i] >= 0 && step.pos[i] < kv_.max_ctx, "step: position {} outside the context of {}",
-                  step.pos[i], kv_.max_ctx);
-    }
+    validate_step(step, {kv_.slots, kv_.max_ctx, 0});
     step_ = step;
+    logit_origins_.assign(step);
     if (step.span) {
-      validate_span(*step.span, step.pos);
       span_ = step.span;
-    } else {
+    } else {  // every row Dense (validate_step): attend through the dense encoding
       dense_.reset(64);
-      for (size_t i = 0; i < n; ++i) dense_.add_dense_row(step.pos[i]);
+      for (int32_t p : step.pos) dense_.add_dense_row(p);
       span_ = &dense_;
     }
   }
@@ -150,6 +143,7 @@ class CpuBackend final : public Backend {
     const size_t count = size_t(m) * size_t(row_width(logits));
     SSPAN_CHECK(dst.size() >= count, "read_logits: destination holds {} floats, need {}", dst.size(), count);
     std::memcpy(dst.data(), logits.data, count * 4);
+    check_logits_finite(dst.first(count), row_width(logits), m, logit_origins_);
   }
 
  private:
@@ -159,43 +153,12 @@ class CpuBackend final : public Backend {
            kv_.head_dim;
   }
 
-  // Cheap checks that keep a malformed span from reading outside the cache.
-  void validate_span(const SpanBatch& s, std::span<const int32_t> pos) const {
-    const size_t rows = pos.size();
-    SSPAN_CHECK(valid_block_size(s.block_size), "span: block size {} not supported", s.block_size);
-    SSPAN_CHECK(s.pos.size() == rows && s.tail_start.size() == rows && s.indptr.size() == rows + 1,
-                "span: encoding has {} rows, step has {}", s.pos.size(), rows);
-    SSPAN_CHECK(s.masks.size() == s.block_ids.size() * size_t(s.words_per_block()) &&
-                    size_t(s.indptr.back()) == s.block_ids.size(),
-                "span: block arrays are inconsistent");
-    for (size_t r = 0; r < rows; ++r) {
-      SSPAN_CHECK(s.pos[r] == pos[r], "span: row {} is for position {}, step token is at {}", r, s.pos[r], pos[r]);
-      SSPAN_CHECK(s.tail_start[r] >= 0 && s.tail_start[r] <= s.pos[r], "span: row {} tail starts at {} after t={}",
-                  r, s.tail_start[r], s.pos[r]);
-      int32_t prev = -1;
-      for (int32_t e = s.indptr[r]; e < s.indptr[r + 1]; ++e) {
-        const int32_t b = s.block_ids[size_t(e)];
-        SSPAN_CHECK(b > prev && int64_t(b) * s.block_size < s.tail_start[r],
-                    "span: row {} lists block {} out of order or past its tail", r, b);
-        prev = b;
-      }
-      if (s.indptr[r + 1] > s.indptr[r]) {  // no bit of the last block may reach the tail
-        const size_t e = size_t(s.indptr[r + 1] - 1);
-        const int W = s.words_per_block();
-        for (int w = 0; w < W; ++w)
-          for (int j = 0; j < 32; ++j)
-            if ((s.masks[e * size_t(W) + size_t(w)] >> j) & 1u)
-              SSPAN_CHECK(int64_t(s.block_ids[e]) * s.block_size + 32 * w + j < s.tail_start[r],
-                          "span: row {} block {} has bits at or past its tail", r, s.block_ids[e]);
-      }
-    }
-  }
-
   KvCacheShape kv_;
   std::vector<float> k_cache_, v_cache_;  // [L][S][Hkv][C][D]
   StepBatch step_;
   const SpanBatch* span_ = nullptr;
   SpanBatch dense_;
+  LogitRowOrigins logit_origins_;
 };
 
 }  // namespace

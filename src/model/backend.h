@@ -21,15 +21,52 @@
 
 namespace sspan {
 
+// How one query row attends, stated by the caller for every row of a step.
+enum class RowMode : uint8_t {
+  Dense,   // causal: every position of the row's slot in [0, pos]; its span row, if the
+           // step has a span, must be the dense row (SpanBatch::row_is_dense)
+  Sparse,  // exactly the positions its span row lists (blocks + dense tail)
+};
+
 // What one forward step processes, on the host. The backend copies it to its own memory
-// in set_step (one upload per step on a GPU).
+// in set_step (one upload per step on a GPU). validate_step states the rules.
 struct StepBatch {
   std::span<const int32_t> tokens;  // [n] token ids
   std::span<const int32_t> pos;     // [n] position of each token in its sequence
   std::span<const int32_t> slot;    // [n] KV-cache slot of each token's sequence
-  const SpanBatch* span = nullptr;  // rows = n; nullptr: every row dense (causal)
+  std::span<const RowMode> mode;    // [n] how each row attends
+  const SpanBatch* span = nullptr;  // [n rows] the attended sets; may be null only when every
+                                    // row is Dense
   std::span<const int32_t> logit_rows;  // rows whose logits the caller wants, ascending
 };
+
+// What a step is checked against: the KV cache and (when known) the vocabulary.
+struct StepLimits {
+  int slots = 0;
+  int max_ctx = 0;
+  int64_t vocab = 0;  // 0: token ids are not checked
+};
+
+// The checks every backend runs in set_step, before anything reads memory through the
+// step (src/model/step_batch.cpp): equal lengths of tokens, pos, slot and mode; slots and
+// positions inside the cache; token ids inside the vocabulary; logit rows ascending and
+// inside the step; the span valid (SpanBatch::validate) with one row per step row at the
+// same position, each Dense row encoded as the dense row; no Sparse row without a span.
+// Throws sspan::Error naming the first violation.
+void validate_step(const StepBatch& step, const StepLimits& limits);
+
+// Where each logit row of a step came from (the position and KV slot of its token), kept
+// by a backend in set_step so that errors about logits name the token.
+struct LogitRowOrigins {
+  std::vector<int32_t> pos, slot;  // [m]
+  void assign(const StepBatch& step);
+  std::string describe(int row) const;  // "the token at position P of KV slot S"
+};
+
+// Every logit must be finite: NaN or an infinity means the activations overflowed (or a
+// weight holds NaN), and no token choice over such a row is meaningful. Throws naming the
+// first bad row's token and the offending value. logits: [m, vocab].
+void check_logits_finite(std::span<const float> logits, int64_t vocab, int m, const LogitRowOrigins& origins);
 
 struct KvCacheShape {
   int layers = 0, slots = 0, kv_heads = 0, max_ctx = 0, head_dim = 0;

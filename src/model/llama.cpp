@@ -143,6 +143,15 @@ void LlamaModel::forward_body(int n, int m) {
   be.matmul(a_.last, w_.lm_head, a_.logits, m);
 }
 
+size_t LlamaModel::step_weight_bytes(int rows, int logit_rows) const {
+  size_t total = size_t(rows) * size_t(config_.hidden_size) * dtype_size(w_.embed.dtype);
+  for (const LlamaLayer& L : w_.layers)
+    for (const Tensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down})
+      total += t->nbytes();
+  if (logit_rows > 0) total += w_.final_norm.nbytes() + w_.lm_head.nbytes();
+  return total;
+}
+
 void LlamaModel::read_logits(std::span<float> dst, int m) { backend_.read_logits(a_.logits, dst, m); }
 
 bool LlamaModel::sample_on_device(int m, const SamplingOptions& options, std::span<const float> uniforms,

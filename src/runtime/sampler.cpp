@@ -8,10 +8,13 @@
 namespace sspan {
 
 int32_t argmax(std::span<const float> logits) {
-  int32_t best = 0;
-  for (size_t i = 1; i < logits.size(); ++i)
-    if (logits[i] > logits[size_t(best)]) best = int32_t(i);  // first maximum wins, as torch.argmax
-  return best;
+  // First maximum wins, as torch.argmax and the device argmax (kernels/sampling.cu); NaN is
+  // never chosen, whatever its index (the backends reject non-finite logits before this).
+  int64_t best = -1;
+  for (size_t i = 0; i < logits.size(); ++i)
+    if (!std::isnan(logits[i]) && (best < 0 || logits[i] > logits[size_t(best)])) best = int64_t(i);
+  SSPAN_CHECK(best >= 0, "argmax over {} logits that are all NaN", logits.size());
+  return int32_t(best);
 }
 
 double log_softmax_at(std::span<const float> logits, int32_t id) {

@@ -40,7 +40,8 @@ class Sampler {
   std::vector<std::pair<float, int32_t>> cand_;  // [decodable] candidates, reserved once
 };
 
-// Index of the largest logit; the first maximum wins, as torch.argmax.
+// Index of the largest logit, the first on ties (as torch.argmax); NaN is never chosen
+// (all NaN: an error).
 int32_t argmax(std::span<const float> logits);
 
 // log softmax(logits)[id], in double.

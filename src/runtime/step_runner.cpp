@@ -13,6 +13,7 @@ StepRunner::StepRunner(LlamaModel& model, const Tokenizer& tok, int32_t bos_id, 
   lengths_.assign(size_t(slots), 0);
   next_pos_.assign(size_t(slots), 0);
   for (auto* v : {&tokens_, &pos_, &slot_, &logit_rows_}) v->reserve(size_t(max_rows));
+  mode_.reserve(size_t(max_rows));
   span_.indptr.reserve(size_t(max_rows) + 1);
   span_.tail_start.reserve(size_t(max_rows));
   span_.pos.reserve(size_t(max_rows));
@@ -35,6 +36,7 @@ void StepRunner::begin(int block_size) {
   tokens_.clear();
   pos_.clear();
   slot_.clear();
+  mode_.clear();
   logit_rows_.clear();
   span_.reset(block_size);
   std::copy(lengths_.begin(), lengths_.end(), next_pos_.begin());
@@ -55,24 +57,29 @@ void StepRunner::check(const StepRow& r, size_t index) {
     SSPAN_CHECK(r.span.tracker != nullptr, "step row {}: span mode Tracker without a tracker", index);
 }
 
-// The row's span as one more row of the step's SpanBatch. A tracker whose block size is
+// The row's span as one more row of the step's SpanBatch, and its mode: explicit ranges
+// are Sparse, a tracker's row is what the span rule decided. A tracker whose block size is
 // not the step's is re-encoded from its attended ranges (same keys, another layout).
-void StepRunner::add_span(const StepRow& row) {
+RowMode StepRunner::add_span(const StepRow& row) {
   switch (row.span.mode) {
-    case RowSpan::Mode::Dense: span_.add_dense_row(row.pos); return;
-    case RowSpan::Mode::Ranges: span_.add_attended_row(row.span.ranges, row.pos); return;
+    case RowSpan::Mode::Dense: span_.add_dense_row(row.pos); return RowMode::Dense;
+    case RowSpan::Mode::Ranges: span_.add_attended_row(row.span.ranges, row.pos); return RowMode::Sparse;
     case RowSpan::Mode::Tracker: {
       SpanTracker& t = *row.span.tracker;
       t.push(token_text(row.token), row.span.in_prompt);
       SSPAN_CHECK(t.last_pos() == row.pos, "step row at position {}: its span tracker is at position {}", row.pos,
                   t.last_pos());
+      if (!t.last_sparse()) {
+        span_.add_dense_row(row.pos);
+        return RowMode::Dense;
+      }
       if (t.block_size() == span_.block_size) {
         t.append_last(span_);
       } else {
         const auto attended = t.last_attended();
         span_.add_attended_row(attended, row.pos);
       }
-      return;
+      return RowMode::Sparse;
     }
   }
   SSPAN_FAIL("step row at position {}: unknown span mode", row.pos);
@@ -80,7 +87,7 @@ void StepRunner::add_span(const StepRow& row) {
 
 void StepRunner::add(const StepRow& r) {
   check(r, tokens_.size());
-  add_span(r);
+  mode_.push_back(add_span(r));
   ++next_pos_[size_t(r.slot)];
   if (r.logits) logit_rows_.push_back(int32_t(tokens_.size()));
   tokens_.push_back(r.token);
@@ -90,7 +97,7 @@ void StepRunner::add(const StepRow& r) {
 
 int StepRunner::run() {
   SSPAN_CHECK(!tokens_.empty(), "a step needs at least one row");
-  model_.forward({tokens_, pos_, slot_, &span_, logit_rows_});
+  model_.forward({tokens_, pos_, slot_, mode_, &span_, logit_rows_});
   std::copy(next_pos_.begin(), next_pos_.end(), lengths_.begin());
   m_ = int(logit_rows_.size());
   logits_read_ = false;

@@ -49,7 +49,7 @@ class StepRunner {
 
  private:
   void check(const StepRow& row, size_t index);
-  void add_span(const StepRow& row);
+  RowMode add_span(const StepRow& row);  // returns the row's mode
 
   LlamaModel& model_;
   const Tokenizer& tok_;
@@ -59,6 +59,7 @@ class StepRunner {
   std::vector<int32_t> next_pos_;  // [slots] the position each slot expects next in this step
   // The host step, capacity reserved once: [n] per row, logit_rows_ [m].
   std::vector<int32_t> tokens_, pos_, slot_, logit_rows_;
+  std::vector<RowMode> mode_;  // [n] Dense rows attend causally, Sparse rows their span row
   SpanBatch span_;
   std::vector<float> logits_;  // [M, V] host copy of the step's logits
   int m_ = 0;

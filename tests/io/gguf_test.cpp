@@ -147,7 +147,8 @@ std::vector<float> logits_of(const ModelConfig& c, const Checkpoint& ck, const s
   std::vector<int32_t> pos(n), slot(n, 0), rows(n);
   std::iota(pos.begin(), pos.end(), 0);
   std::iota(rows.begin(), rows.end(), 0);
-  m.forward({ids, pos, slot, nullptr, rows});
+  const std::vector<RowMode> dense(n, RowMode::Dense);
+  m.forward({ids, pos, slot, dense, nullptr, rows});
   std::vector<float> out(n * size_t(c.vocab_size));
   m.read_logits(out, int(n));
   return out;

@@ -176,7 +176,9 @@ SpanRun run_with_spans(const std::filesystem::path& dir, const Tokenizer& tok, c
     run.mask.push_back(row);
     run.sparse.push_back(state.last_sparse());
   }
-  m.forward({run.ids, pos, slot, &batch, rows});
+  std::vector<RowMode> mode;
+  for (bool sparse : run.sparse) mode.push_back(sparse ? RowMode::Sparse : RowMode::Dense);
+  m.forward({run.ids, pos, slot, mode, &batch, rows});
   std::vector<float> flat(T * size_t(cfg.vocab_size));
   m.read_logits(flat, int(T));
   for (size_t t = 0; t < T; ++t)

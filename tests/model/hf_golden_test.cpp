@@ -40,7 +40,8 @@ TEST_P(HfGolden, LogitsAndGreedyTokensAgree) {
     std::vector<int32_t> pos(un), slot(un, p), rows(un);
     std::iota(pos.begin(), pos.end(), 0);
     std::iota(rows.begin(), rows.end(), 0);
-    m.forward({ids, pos, slot, nullptr, rows});
+    const std::vector<RowMode> dense(un, RowMode::Dense);
+    m.forward({ids, pos, slot, dense, nullptr, rows});
     std::vector<float> logits(size_t(n) * size_t(V));
     m.read_logits(logits, n);
     for (int i = 0; i < n; ++i) {
@@ -64,7 +65,9 @@ TEST_P(HfGolden, LogitsAndGreedyTokensAgree) {
         break;
       }
       const int32_t at = n + k, row = 0;
-      m.forward({std::span(&next, 1), std::span(&at, 1), std::span(&slot[0], 1), nullptr, std::span(&row, 1)});
+      const RowMode mode = RowMode::Dense;
+      m.forward({std::span(&next, 1), std::span(&at, 1), std::span(&slot[0], 1), std::span(&mode, 1), nullptr,
+                 std::span(&row, 1)});
       std::vector<float> step(static_cast<size_t>(V));
       m.read_logits(step, 1);
       next = argmax(step);

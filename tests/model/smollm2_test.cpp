@@ -68,7 +68,8 @@ TEST_P(SmolLM2, LogitsAndGreedyTokensMatchTransformers) {
     std::vector<int32_t> pos(n), slot(n, int32_t(p)), rows(n);
     std::iota(pos.begin(), pos.end(), 0);
     std::iota(rows.begin(), rows.end(), 0);
-    m.forward({ids, pos, slot, nullptr, rows});
+    const std::vector<RowMode> dense(n, RowMode::Dense);
+    m.forward({ids, pos, slot, dense, nullptr, rows});
     std::vector<float> logits(n * V);
     m.read_logits(logits, int(n));
     for (size_t i = 0; i < n; ++i) {
@@ -87,7 +88,9 @@ TEST_P(SmolLM2, LogitsAndGreedyTokensMatchTransformers) {
     while (got.size() < kGreedySteps) {
       got.push_back(next);
       const int32_t at = int32_t(n + got.size() - 1), row = 0, s = int32_t(p);
-      m.forward({std::span(&next, 1), std::span(&at, 1), std::span(&s, 1), nullptr, std::span(&row, 1)});
+      const RowMode mode = RowMode::Dense;
+      m.forward({std::span(&next, 1), std::span(&at, 1), std::span(&s, 1), std::span(&mode, 1), nullptr,
+                 std::span(&row, 1)});
       m.read_logits(step, 1);
       next = argmax(step);
     }
