@@ -1,13 +1,12 @@
 // The CPU backend: fp32 activations and KV cache, weights used in place from the
 // checkpoint mapping (fp32/fp16/bf16), ops from src/cpu/ops.h.
-#include <omp.h>
-
 #include <cstring>
 #include <new>
 #include <vector>
 
 #include "common/check.h"
 #include "cpu/ops.h"
+#include "cpu/thread_pool.h"
 #include "model/backend.h"
 
 namespace sspan {
@@ -22,11 +21,12 @@ int64_t row_width(const Tensor& t) { return t.numel() / t.dim(0); }
 
 class CpuBackend final : public Backend {
  public:
+  // threads <= 0 keeps the process-wide setting (by default every CPU it may use).
   explicit CpuBackend(int threads) {
-    if (threads > 0) omp_set_num_threads(threads);
+    if (threads > 0) cpu::set_num_threads(threads);
   }
 
-  std::string name() const override { return fmt::format("cpu ({} threads)", omp_get_max_threads()); }
+  std::string name() const override { return fmt::format("cpu ({} threads)", cpu::num_threads()); }
   Device device() const override { return Device::CPU; }
   DType act_dtype() const override { return DType::F32; }
 

@@ -3,12 +3,11 @@
 //    converted; the loop is memory-bound and parallel over output rows.
 //  - several rows: a tile of weight rows is converted to fp32 once and reused for every
 //    input row, so weights are still read from memory once per call.
-#include <omp.h>
-
 #include <vector>
 
 #include "cpu/dot.h"
 #include "cpu/ops.h"
+#include "cpu/thread_pool.h"
 
 namespace sspan::cpu {
 namespace {
@@ -20,8 +19,9 @@ template <class Row>
 void matmul_one_row(const float* x, const WeightView& w, float* y) {
   const int64_t O = w.rows, K = w.cols;
   const auto* base = static_cast<const typename std::remove_pointer_t<decltype(Row::p)>*>(w.data);
-#pragma omp parallel for schedule(static) if (O * K >= kParallelWork)
-  for (int64_t o = 0; o < O; ++o) y[o] = dot(Row{base + o * K}, x, K);
+  parallel_chunks(O, std::max<int64_t>(1, kParallelWork / 2 / K), [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) y[o] = dot(Row{base + o * K}, x, K);
+  });
 }
 
 void matmul_rows(const float* x, const WeightView& w, float* y, int n) {
@@ -29,13 +29,13 @@ void matmul_rows(const float* x, const WeightView& w, float* y, int n) {
   const int64_t O = w.rows, K = w.cols;
   const size_t esz = dtype_size(w.dtype);
   const auto* base = static_cast<const std::byte*>(w.data);
-#pragma omp parallel if (O * K * n >= kParallelWork)
-  {
+  const int64_t tiles = (O + kTile - 1) / kTile;
+  parallel_for(tiles, [&](int64_t tile_index, int) {
     // Per-thread conversion buffer, grown once: nothing is allocated in steady decoding.
     thread_local std::vector<float> tile;
     if (tile.size() < size_t(kTile * K)) tile.resize(size_t(kTile * K));
-#pragma omp for schedule(static)
-    for (int64_t o0 = 0; o0 < O; o0 += kTile) {
+    {
+      const int64_t o0 = tile_index * kTile;
       const int64_t rows = std::min(kTile, O - o0);
       const float* t = tile.data();
       if (w.dtype == DType::F32) {
@@ -56,7 +56,7 @@ void matmul_rows(const float* x, const WeightView& w, float* y, int n) {
         for (; i < n; ++i) y[int64_t(i) * O + o0 + r] = dot(w, x + int64_t(i) * K, K);
       }
     }
-  }
+  }, O * K * n >= kParallelWork ? 0 : 1);
 }
 
 }  // namespace
