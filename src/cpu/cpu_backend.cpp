@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/check.h"
+#include "cpu/matmul_kernels.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
 #include "model/backend.h"
@@ -26,7 +27,9 @@ class CpuBackend final : public Backend {
     if (threads > 0) cpu::set_num_threads(threads);
   }
 
-  std::string name() const override { return fmt::format("cpu ({} threads)", cpu::num_threads()); }
+  std::string name() const override {
+    return fmt::format("cpu ({} threads, {} matmul)", cpu::num_threads(), cpu::matmul_kernels().isa);
+  }
   Device device() const override { return Device::CPU; }
   DType act_dtype() const override { return DType::F32; }
 

@@ -17,7 +17,8 @@ struct WeightView {
   int64_t rows = 0, cols = 0;
 };
 
-// y[n, W.rows] = x[n, W.cols] . W^T
+// y[n, W.rows] = x[n, W.cols] . W^T, each output in the fixed order of matmul_kernels.h
+// (the same for every n and every kernel set).
 void matmul(const float* x, const WeightView& w, float* y, int n);
 
 // out[n, H] = table[ids[i], :] (converted to fp32)
