@@ -13,6 +13,7 @@ std::string build_description();
 double host_read_bandwidth_gbs(int threads);
 
 void add_decode_bench(CLI::App& app);  // bench_decode.cpp: end-to-end decode tokens/s
+void add_matmul_bench(CLI::App& app);  // bench_matmul.cpp: the CPU matmul alone
 void add_span_bench(CLI::App& app);    // bench_span.cpp: span state + blocked encoding cost
 #ifdef SSPAN_WITH_CUDA
 void add_kernel_bench(CLI::App& app);  // bench_kernel.cu: the paper's Figure 9 kernel sweep

@@ -5,8 +5,11 @@
 //   tg    decode at batch B: B sequences, one token each per step, tokens/s, the bytes each
 //         step must read (every weight once + the attended K/V rows) per second, and that as
 //         a share of the machine's measured memory bandwidth.
-// Every figure is the median over --reps repetitions, with the spread (min, max).
+// Every figure is the median over --reps repetitions, with the spread (min, max). Tokens
+// per CPU-second (the CPU time of all the process's threads) is printed beside tokens/s: a
+// busy machine disturbs it far less than wall time.
 #include <fmt/format.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -44,12 +47,28 @@ struct Row {
   std::string test;  // "pp512" or "tg"
   int batch = 1;
   Stat tokens_per_s;
+  double tokens_per_cpu_s = 0;               // median
   double ms_per_step = 0, gbs = 0, pct = 0;  // at the median; gbs/pct: tg only
 };
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+// Wall and CPU seconds of one timed section.
+struct Seconds {
+  double wall = 0, cpu = 0;
+};
+
+double cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
 }
+
+struct Timer {
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  double c0 = cpu_seconds();
+  Seconds elapsed() const {
+    return {std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), cpu_seconds() - c0};
+  }
+};
 
 // A synthetic token id for position i of a prompt (ids spread over the vocabulary).
 int32_t prompt_id(const ModelConfig& c, int i) { return i == 0 ? c.bos_token_id : 3 + (i * 7919) % (c.vocab_size - 3); }
@@ -73,18 +92,18 @@ void prefill(LlamaModel& m, int tokens, int slot, int chunk) {
   }
 }
 
-// Seconds to prefill one a.pp-token prompt.
-double time_pp(LlamaModel& m, const DecodeArgs& a, std::vector<float>& logits) {
-  const auto t0 = std::chrono::steady_clock::now();
+// Time to prefill one a.pp-token prompt.
+Seconds time_pp(LlamaModel& m, const DecodeArgs& a, std::vector<float>& logits) {
+  const Timer timer;
   prefill(m, a.pp, 0, a.max_step_rows);
   m.read_logits(logits, 1);
-  const double sec = seconds_since(t0);
+  const Seconds sec = timer.elapsed();
   check_finite(logits, m.config().vocab_size, "prompt-processing");
   return sec;
 }
 
-// Seconds for a.steps decode steps of `batch` sequences (after an untimed warm-up step).
-double time_tg(LlamaModel& m, const DecodeArgs& a, int batch, std::vector<float>& logits) {
+// Time of a.steps decode steps of `batch` sequences (after an untimed warm-up step).
+Seconds time_tg(LlamaModel& m, const DecodeArgs& a, int batch, std::vector<float>& logits) {
   const ModelConfig& c = m.config();
   for (int s = 0; s < batch; ++s) prefill(m, a.prompt_tokens, s, a.max_step_rows);
   m.read_logits(logits, 1);
@@ -103,9 +122,9 @@ double time_tg(LlamaModel& m, const DecodeArgs& a, int batch, std::vector<float>
     m.read_logits(logits, batch);
   };
   step(0);  // warm-up
-  const auto t0 = std::chrono::steady_clock::now();
+  const Timer timer;
   for (int k = 1; k <= a.steps; ++k) step(k);
-  const double sec = seconds_since(t0);
+  const Seconds sec = timer.elapsed();
   check_finite(logits, c.vocab_size, "decode");
   return sec;
 }
@@ -119,24 +138,24 @@ std::vector<Row> run_all(LlamaModel& m, const DecodeArgs& a, double bw) {
 
   std::vector<Row> rows;
   // Repetitions alternate over the tests, so a slow spell of the machine hits every test.
-  std::vector<std::vector<double>> secs(a.batches.size() + 1);
+  std::vector<std::vector<Seconds>> secs(a.batches.size() + 1);
   for (int rep = 0; rep < a.reps; ++rep) {
     if (a.pp > 0) secs[0].push_back(time_pp(m, a, logits));
     for (size_t b = 0; b < a.batches.size(); ++b) secs[b + 1].push_back(time_tg(m, a, a.batches[b], logits));
   }
-  auto rates = [](const std::vector<double>& s, double tokens) {
-    std::vector<double> r;
-    for (double x : s) r.push_back(tokens / x);
-    return Stat::of(r);
+  auto row = [](std::string test, int batch, const std::vector<Seconds>& s, double tokens) {
+    std::vector<double> wall, cpu;
+    for (const Seconds& x : s) wall.push_back(tokens / x.wall), cpu.push_back(tokens / x.cpu);
+    return Row{std::move(test), batch, Stat::of(wall), Stat::of(cpu).median};
   };
   if (a.pp > 0) {
-    Row r{fmt::format("pp{}", a.pp), 1, rates(secs[0], a.pp)};
+    Row r = row(fmt::format("pp{}", a.pp), 1, secs[0], a.pp);
     r.ms_per_step = 1e3 * a.pp / r.tokens_per_s.median;
     rows.push_back(r);
   }
   for (size_t b = 0; b < a.batches.size(); ++b) {
     const int batch = a.batches[b];
-    Row r{"tg", batch, rates(secs[b + 1], double(batch) * a.steps)};
+    Row r = row("tg", batch, secs[b + 1], double(batch) * a.steps);
     const double step_s = batch / r.tokens_per_s.median;
     const double kv_bytes = 2.0 * c.num_hidden_layers * c.kv_dim() * kv_elem * mean_ctx * batch;
     r.ms_per_step = step_s * 1e3;
@@ -157,6 +176,7 @@ void print(const DecodeArgs& a, const std::string& header, double bw, const std:
                            {"tokens_per_s", r.tokens_per_s.median},
                            {"tokens_per_s_min", r.tokens_per_s.min},
                            {"tokens_per_s_max", r.tokens_per_s.max},
+                           {"tokens_per_cpu_s", r.tokens_per_cpu_s},
                            {"ms_per_step", r.ms_per_step},
                            {"gbs", r.gbs},
                            {"pct_bandwidth", r.pct}});
@@ -167,24 +187,25 @@ void print(const DecodeArgs& a, const std::string& header, double bw, const std:
   if (csv) {
     std::string commented = "# " + header;
     for (size_t i = 0; (i = commented.find('\n', i)) != std::string::npos; i += 3) commented.replace(i, 1, "\n# ");
-    fmt::print("{}\ntest,batch,tokens_per_s,tokens_per_s_min,tokens_per_s_max,ms_per_step,gbs,pct_bandwidth\n",
+    fmt::print("{}\ntest,batch,tokens_per_s,tokens_per_s_min,tokens_per_s_max,tokens_per_cpu_s,ms_per_step,gbs,"
+               "pct_bandwidth\n",
                commented);
   } else {
-    fmt::print("{}\n\n| test | batch | tokens/s | spread (min–max) | ms/step | GB/s read | % of bandwidth |\n"
-               "|---|---:|---:|---:|---:|---:|---:|\n",
+    fmt::print("{}\n\n| test | batch | tokens/s | spread (min–max) | tokens per CPU-s | ms/step | GB/s read "
+               "| % of bandwidth |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
                header);
   }
   for (const Row& r : rows) {
     const Stat& t = r.tokens_per_s;
     if (csv) {
-      fmt::print("{},{},{:.2f},{:.2f},{:.2f},{:.3f},{:.3f},{:.2f}\n", r.test, r.batch, t.median, t.min, t.max,
-                 r.ms_per_step, r.gbs, r.pct);
+      fmt::print("{},{},{:.2f},{:.2f},{:.2f},{:.2f},{:.3f},{:.3f},{:.2f}\n", r.test, r.batch, t.median, t.min, t.max,
+                 r.tokens_per_cpu_s, r.ms_per_step, r.gbs, r.pct);
     } else if (r.gbs > 0) {
-      fmt::print("| {} | {} | {:.1f} | ±{:.1f}% ({:.1f}–{:.1f}) | {:.2f} | {:.2f} | {:.1f} |\n", r.test, r.batch,
-                 t.median, t.spread_pct() / 2, t.min, t.max, r.ms_per_step, r.gbs, r.pct);
+      fmt::print("| {} | {} | {:.1f} | ±{:.1f}% ({:.1f}–{:.1f}) | {:.1f} | {:.2f} | {:.2f} | {:.1f} |\n", r.test,
+                 r.batch, t.median, t.spread_pct() / 2, t.min, t.max, r.tokens_per_cpu_s, r.ms_per_step, r.gbs, r.pct);
     } else {
-      fmt::print("| {} | {} | {:.1f} | ±{:.1f}% ({:.1f}–{:.1f}) | {:.2f} | | |\n", r.test, r.batch, t.median,
-                 t.spread_pct() / 2, t.min, t.max, r.ms_per_step);
+      fmt::print("| {} | {} | {:.1f} | ±{:.1f}% ({:.1f}–{:.1f}) | {:.1f} | {:.2f} | | |\n", r.test, r.batch, t.median,
+                 t.spread_pct() / 2, t.min, t.max, r.tokens_per_cpu_s, r.ms_per_step);
     }
   }
 }
