@@ -98,14 +98,22 @@ class Pool {
     if (n_tasks > int64_t(UINT32_MAX)) return run_inline(n_tasks, fn, ctx);  // the claim counter is 32-bit
     const int want = int(std::min<int64_t>(max_threads > 0 ? max_threads : threads(), n_tasks));
     if (want <= 1 || t_in_task || busy_.test_and_set(std::memory_order_acquire)) return run_inline(n_tasks, fn, ctx);
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point start = Clock::now();
+    if (start < serial_until_) {  // the machine was found oversubscribed: work alone for a while
+      busy_.clear(std::memory_order_release);
+      return run_inline(n_tasks, fn, ctx);
+    }
     try {
       grow(want - 1);
     } catch (...) {  // no more threads to be had: do the work here
       busy_.clear(std::memory_order_release);
       return run_inline(n_tasks, fn, ctx);
     }
-    work(publish(n_tasks, fn, ctx, want), 0);
+    const int64_t own = work(publish(n_tasks, fn, ctx, want), 0);
+    const Clock::time_point own_done = Clock::now();
     wait_done(n_tasks);
+    note_wait(own_done - start, own, Clock::now() - own_done, own_done);
     std::exception_ptr error = std::move(error_);
     error_ = nullptr;
     busy_.clear(std::memory_order_release);
@@ -150,19 +158,20 @@ class Pool {
 
   // Claim and run tasks of the job tagged `tag` until none are left. The fields read here
   // may belong to a newer job than `tag`; then the tag check fails before any task runs.
-  void work(uint32_t tag, int thread) {
+  // Returns the number of tasks this thread ran.
+  int64_t work(uint32_t tag, int thread) {
     const int64_t n = n_tasks_.load();
     const detail::TaskFn fn = fn_.load();
     void* const ctx = ctx_.load();
     t_in_task = true;
-    for (;;) {
+    for (int64_t ran = 0;; ++ran) {
       uint64_t c = claim_.load();
       int64_t task;
       do {
         task = int64_t(c & 0xffffffffu);
         if ((c >> 32) != tag || task >= n) {
           t_in_task = false;
-          return;
+          return ran;
         }
       } while (!claim_.compare_exchange_weak(c, c + 1));
       if (!failed_.load(std::memory_order_relaxed)) {
@@ -178,6 +187,22 @@ class Pool {
         done_seq_.fetch_add(1);
         if (caller_sleeping_.load()) futex_wake_all(done_seq_);
       }
+    }
+  }
+
+  // After the caller ran `own` tasks in `own_time`, it waited `waited` for the workers'
+  // last tasks. A wait far longer than a task means a worker was descheduled holding one
+  // (other processes busy on every core): the caller then works alone for a while, which
+  // is as fast as one thread, instead of stalling on every op, and tries again later
+  // (backing off while the machine stays busy).
+  void note_wait(std::chrono::steady_clock::duration own_time, int64_t own, std::chrono::steady_clock::duration waited,
+                 std::chrono::steady_clock::time_point now) {
+    const auto task = own_time / std::max<int64_t>(own, 1);
+    if (waited > kStallMin && waited > 8 * task) {
+      serial_until_ = now + backoff_;
+      backoff_ = std::min<std::chrono::steady_clock::duration>(2 * backoff_, kMaxBackoff);
+    } else {
+      backoff_ = kMinBackoff;
     }
   }
 
@@ -213,7 +238,14 @@ class Pool {
     }
   }
 
+  static constexpr auto kStallMin = std::chrono::microseconds(500);
+  static constexpr auto kMinBackoff = std::chrono::milliseconds(10);
+  static constexpr auto kMaxBackoff = std::chrono::milliseconds(640);
+
   std::atomic<int> threads_{default_threads()};
+  // Oversubscription guard (see note_wait), touched only by the caller holding busy_.
+  std::chrono::steady_clock::time_point serial_until_{};
+  std::chrono::steady_clock::duration backoff_ = kMinBackoff;
   std::atomic_flag busy_ = ATOMIC_FLAG_INIT;  // a caller is using the workers
   std::mutex grow_;
   std::vector<std::thread> workers_;  // thread index = position + 1

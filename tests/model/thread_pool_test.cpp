@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -110,6 +111,32 @@ TEST(ThreadPool, ChunksCoverTheRangeExactlyOnce) {
     });
     for (int64_t i = 0; i < count; ++i) ASSERT_EQ(hits[size_t(i)].load(), 1) << i << " of " << count;
   }
+}
+
+TEST(ThreadPool, AWorkerHoldingUpTheCallerMakesItWorkAloneForAWhile) {
+  // A worker that sits on its task (as a descheduled one does) while the caller has
+  // finished its own: the next jobs run on the caller alone rather than wait again.
+  ThreadsGuard guard(2);
+  for (int attempt = 0; attempt < 30; ++attempt) {
+    std::atomic<bool> worker_ran{false};
+    parallel_for(64, [&](int64_t, int thread) {
+      if (thread != 0) {
+        worker_ran = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(3));
+      }
+    });
+    if (!worker_ran) {  // the worker never woke in time, or an earlier stall still has the caller alone
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    std::atomic<bool> on_worker{false};
+    parallel_for(64, [&](int64_t, int thread) {
+      if (thread != 0) on_worker = true;
+    });
+    EXPECT_FALSE(on_worker) << "the job right after a stall ran on a worker";
+    return;
+  }
+  GTEST_SKIP() << "the worker never took part; nothing to check";
 }
 
 TEST(ThreadPool, DefaultIsTheCpusThisProcessMayUse) {
