@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   CLI::App app{"sspan-bench: throughput sweeps of the sspan engine and its kernels"};
   app.require_subcommand(1);
   sspan::bench::add_decode_bench(app);
+  sspan::bench::add_matmul_bench(app);
   sspan::bench::add_span_bench(app);
   sspan::bench::add_e2e_bench(app);
   sspan::bench::add_serve_bench(app);

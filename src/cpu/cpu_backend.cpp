@@ -1,13 +1,13 @@
 // The CPU backend: fp32 activations and KV cache, weights used in place from the
 // checkpoint mapping (fp32/fp16/bf16), ops from src/cpu/ops.h.
-#include <omp.h>
-
 #include <cstring>
 #include <new>
 #include <vector>
 
 #include "common/check.h"
+#include "cpu/matmul_kernels.h"
 #include "cpu/ops.h"
+#include "cpu/thread_pool.h"
 #include "model/backend.h"
 
 namespace sspan {
@@ -22,18 +22,13 @@ int64_t row_width(const Tensor& t) { return t.numel() / t.dim(0); }
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) : threads_(threads > 0 ? threads : omp_get_max_threads()) {
-    omp_set_num_threads(threads_);
+  // threads <= 0 keeps the process-wide setting (by default every CPU it may use).
+  explicit CpuBackend(int threads) {
+    if (threads > 0) cpu::set_num_threads(threads);
   }
 
-  std::string name() const override { return fmt::format("cpu ({} threads)", threads_); }
-
-  // OpenMP's thread count belongs to the calling thread: set it on the thread that runs
-  // the step (a scheduler's own thread too), not once on the thread that built the backend.
-  void forward_step(const StepBatch& step, const std::function<void()>& body) override {
-    omp_set_num_threads(threads_);
-    set_step(step);
-    body();
+  std::string name() const override {
+    return fmt::format("cpu ({} threads, {} matmul)", cpu::num_threads(), cpu::matmul_kernels().isa);
   }
   Device device() const override { return Device::CPU; }
   DType act_dtype() const override { return DType::F32; }
@@ -147,7 +142,6 @@ class CpuBackend final : public Backend {
   }
 
  private:
-  int threads_;  // OpenMP threads per step
   size_t cache_offset(int layer, int slot, int h, int pos) const {
     return (((size_t(layer) * kv_.slots + size_t(slot)) * kv_.kv_heads + size_t(h)) * kv_.max_ctx + size_t(pos)) *
            kv_.head_dim;

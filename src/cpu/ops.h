@@ -1,6 +1,6 @@
 #pragma once
 // CPU reference ops: fp32 math with fp32 accumulation over fp32/fp16/bf16 weights,
-// threaded with OpenMP. Every CUDA kernel is checked against these. Each function's
+// threaded with the pool in thread_pool.h. Every CUDA kernel is checked against these. Each function's
 // result for one row depends only on that row's inputs (never on how many rows are
 // processed together), so prefill and step-by-step decode agree exactly.
 #include <cstdint>
@@ -17,7 +17,8 @@ struct WeightView {
   int64_t rows = 0, cols = 0;
 };
 
-// y[n, W.rows] = x[n, W.cols] . W^T
+// y[n, W.rows] = x[n, W.cols] . W^T, each output in the fixed order of matmul_kernels.h
+// (the same for every n and every kernel set).
 void matmul(const float* x, const WeightView& w, float* y, int n);
 
 // out[n, H] = table[ids[i], :] (converted to fp32)

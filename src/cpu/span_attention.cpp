@@ -11,6 +11,7 @@
 
 #include "cpu/dot.h"
 #include "cpu/ops.h"
+#include "cpu/thread_pool.h"
 
 namespace sspan::cpu {
 namespace {
@@ -71,35 +72,36 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
   // Parallel over (row, head) once there is enough work to pay for the threads.
   int64_t work = 0;
   for (int r = 0; r < n; ++r) work += int64_t(span.pos[size_t(r)] + 1) * q_heads * D;
-#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (work >= (int64_t(1) << 16))
-  for (int r = 0; r < n; ++r) {
-    for (int h = 0; h < q_heads; ++h) {
-      const float* qh = q + (int64_t(r) * q_heads + h) * D;
-      float* oh = out + (int64_t(r) * q_heads + h) * D;
-      for (int k = 0; k < D; ++k) oh[k] = 0.f;
-      SoftmaxState st{.o = oh, .D = D};
-      const int s = slot[r], h_kv = h / group;
+  parallel_for(
+      int64_t(n) * q_heads,
+      [&](int64_t task, int) {
+        const int r = int(task / q_heads), h = int(task % q_heads);
+        const float* qh = q + (int64_t(r) * q_heads + h) * D;
+        float* oh = out + (int64_t(r) * q_heads + h) * D;
+        for (int k = 0; k < D; ++k) oh[k] = 0.f;
+        SoftmaxState st{.o = oh, .D = D};
+        const int s = slot[r], h_kv = h / group;
 
-      // Listed blocks, 16-token sub-tiles, skipping the all-zero ones.
-      for (int32_t e = span.indptr[size_t(r)]; e < span.indptr[size_t(r) + 1]; ++e) {
-        const int block_base = span.block_ids[size_t(e)] * B;
-        const uint32_t* words = span.masks.data() + size_t(e) * size_t(W);
-        for (int sub = 0; sub < B; sub += kSubTile) {
-          const uint32_t bits = (words[sub / 32] >> (sub % 32)) & 0xffffu;
-          if (bits == 0) continue;
-          attend_subtile(qh, kv, s, h_kv, block_base + sub, kSubTile, bits, scale, st);
+        // Listed blocks, 16-token sub-tiles, skipping the all-zero ones.
+        for (int32_t e = span.indptr[size_t(r)]; e < span.indptr[size_t(r) + 1]; ++e) {
+          const int block_base = span.block_ids[size_t(e)] * B;
+          const uint32_t* words = span.masks.data() + size_t(e) * size_t(W);
+          for (int sub = 0; sub < B; sub += kSubTile) {
+            const uint32_t bits = (words[sub / 32] >> (sub % 32)) & 0xffffu;
+            if (bits == 0) continue;
+            attend_subtile(qh, kv, s, h_kv, block_base + sub, kSubTile, bits, scale, st);
+          }
         }
-      }
-      // Dense tail [tail_start, pos].
-      const int t_end = span.pos[size_t(r)] + 1;
-      for (int base = span.tail_start[size_t(r)]; base < t_end; base += kSubTile) {
-        const int count = std::min(kSubTile, t_end - base);
-        attend_subtile(qh, kv, s, h_kv, base, count, 0xffffu, scale, st);
-      }
-      const float inv = st.d > 0.f ? 1.0f / st.d : 0.f;  // an empty span yields zeros
-      for (int k = 0; k < D; ++k) oh[k] *= inv;
-    }
-  }
+        // Dense tail [tail_start, pos].
+        const int t_end = span.pos[size_t(r)] + 1;
+        for (int base = span.tail_start[size_t(r)]; base < t_end; base += kSubTile) {
+          const int count = std::min(kSubTile, t_end - base);
+          attend_subtile(qh, kv, s, h_kv, base, count, 0xffffu, scale, st);
+        }
+        const float inv = st.d > 0.f ? 1.0f / st.d : 0.f;  // an empty span yields zeros
+        for (int k = 0; k < D; ++k) oh[k] *= inv;
+      },
+      work >= (int64_t(1) << 16) ? 0 : 1);
 }
 
 }  // namespace sspan::cpu

@@ -166,7 +166,7 @@ Checkpoint Checkpoint::open_gguf(const std::filesystem::path& path, DType dtype)
     t.name = name;
     t.shape.assign(g.ne.rbegin(), g.ne.rend());  // ggml ne[0] is the last (contiguous) HF dimension
     const int heads = role == "attn_q" ? c.num_attention_heads : role == "attn_k" ? c.num_key_value_heads : 0;
-    DType native;
+    DType native = DType::F32;
     if (native_dtype(g.type, &native) && heads == 0) {  // used as it is, from the mapping
       t.dtype = native;
       t.nbytes = g.nbytes;

@@ -150,7 +150,7 @@ TEST(SmolLM2Tokenizer, MatchesTokenizersFromJsonAndFromGguf) {
   const fs::path dir = test::smollm2_dir();
   if (dir.empty()) GTEST_SKIP() << test::smollm2_missing_message();
   const auto cases = cases_of(read_json(data_dir() / "smollm2_golden.json")["cases"]);
-  for (const fs::path file : {dir / "hf" / "tokenizer.json", test::smollm2_gguf()}) {
+  for (const fs::path& file : {dir / "hf" / "tokenizer.json", test::smollm2_gguf()}) {
     SCOPED_TRACE(file.string());
     const auto tok = Tokenizer::load(file);
     EXPECT_EQ(tok.vocab_size(), 49152);
