@@ -12,7 +12,8 @@ std::string build_description();
 // Measured host memory read bandwidth in GB/s with `threads` threads (0: all).
 double host_read_bandwidth_gbs(int threads);
 
-void add_decode_bench(CLI::App& app);  // bench_decode.cpp: end-to-end decode tokens/s
+void add_decode_bench(CLI::App& app);     // bench_decode.cpp: end-to-end decode tokens/s
+void add_attention_bench(CLI::App& app);  // bench_attention.cpp: the CPU attention op against bandwidth
 void add_span_bench(CLI::App& app);    // bench_span.cpp: span state + blocked encoding cost
 #ifdef SSPAN_WITH_CUDA
 void add_kernel_bench(CLI::App& app);  // bench_kernel.cu: the paper's Figure 9 kernel sweep

@@ -15,7 +15,7 @@ namespace sspan::bench {
 namespace {
 
 struct DecodeArgs {
-  std::string model_dir, device = "cpu", dtype = "float16";
+  std::string model_dir, device = "cpu", dtype = "float16", kv_dtype = "auto";
   std::vector<int> batches{1, 8};
   int prompt_tokens = 32, steps = 64, threads = 0;
 };
@@ -25,7 +25,8 @@ struct Row {
   double tokens_per_s, ms_per_step, gbs, pct;
 };
 
-Row run_one(LlamaModel& m, const DecodeArgs& a, int batch, size_t weight_bytes, double bw) {
+// kv_bytes_per_pos: bytes of K and V one position of one sequence holds over all layers.
+Row run_one(LlamaModel& m, const DecodeArgs& a, int batch, size_t weight_bytes, double kv_bytes_per_pos, double bw) {
   const ModelConfig& c = m.config();
   // Prefill every sequence with the same synthetic prompt (ids spread over the vocab).
   std::vector<int32_t> ids(size_t(a.prompt_tokens)), pos(ids.size()), slot(ids.size());
@@ -61,9 +62,8 @@ Row run_one(LlamaModel& m, const DecodeArgs& a, int batch, size_t weight_bytes, 
     SSPAN_CHECK(std::isfinite(logits[size_t(v)]), "validation: decode logit {} is not finite", v);
 
   // Bytes a step must read: weights once, plus K and V of every attended position.
-  const double kv_elem = m.backend().act_dtype() == DType::F32 ? 4.0 : 2.0;
   const double mean_ctx = a.prompt_tokens + 1 + a.steps / 2.0;
-  const double kv_bytes = 2.0 * c.num_hidden_layers * c.kv_dim() * kv_elem * mean_ctx * batch;
+  const double kv_bytes = kv_bytes_per_pos * mean_ctx * batch;
   const double step_s = sec / a.steps;
   const double gbs = (double(weight_bytes) + kv_bytes) / step_s / 1e9;
   return {batch, batch * a.steps / sec, step_s * 1e3, gbs, bw > 0 ? 100.0 * gbs / bw : 0.0};
@@ -76,7 +76,7 @@ void run(const DecodeArgs& a) {
   std::unique_ptr<Backend> be;
   double bw = 0;
   if (a.device == "cpu") {
-    be = make_cpu_backend(a.threads);
+    be = make_cpu_backend(a.threads, cpu_kv_dtype(a.kv_dtype, ckpt));
     bw = host_read_bandwidth_gbs(a.threads);
   } else {
 #ifdef SSPAN_WITH_CUDA
@@ -89,15 +89,16 @@ void run(const DecodeArgs& a) {
   }
   LlamaModel m(c, ckpt, *be);
   const int max_batch = *std::max_element(a.batches.begin(), a.batches.end());
-  m.allocate(std::max(a.prompt_tokens, max_batch), std::max(a.prompt_tokens, max_batch), max_batch,
-             a.prompt_tokens + a.steps + 2);
+  const int max_ctx = a.prompt_tokens + a.steps + 2;
+  m.allocate(std::max(a.prompt_tokens, max_batch), std::max(a.prompt_tokens, max_batch), max_batch, max_ctx);
+  const double kv_bytes_per_pos = double(be->kv_cache_bytes()) / (double(max_batch) * max_ctx);
   fmt::print("{}\nbackend: {} | model: {} ({:.1f} M parameters, {:.1f} MB of weights as stored)",
              build_description(), be->name(), a.model_dir, c.num_parameters() / 1e6, m.weight_bytes() / 1e6);
   if (bw > 0) fmt::print(" | measured memory read bandwidth {:.1f} GB/s", bw);
   fmt::print("\nprompt {} tokens, {} decode steps\n\n", a.prompt_tokens, a.steps);
   fmt::print("| batch | decode tokens/s | ms/step | GB/s read | % of bandwidth |\n|---:|---:|---:|---:|---:|\n");
   for (int b : a.batches) {
-    const Row r = run_one(m, a, b, m.weight_bytes(), bw);
+    const Row r = run_one(m, a, b, m.weight_bytes(), kv_bytes_per_pos, bw);
     fmt::print("| {} | {:.1f} | {:.2f} | {:.2f} | {:.1f} |\n", r.batch, r.tokens_per_s, r.ms_per_step, r.gbs, r.pct);
   }
 }
@@ -114,6 +115,8 @@ void add_decode_bench(CLI::App& app) {
   sub->add_option("--device", a->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   sub->add_option("--dtype", a->dtype, "GPU dtype")->check(CLI::IsMember({"float16", "bfloat16"}));
   sub->add_option("-t,--threads", a->threads, "CPU threads (0 = all)");
+  sub->add_option("--kv-dtype", a->kv_dtype, "CPU KV cache type (auto: f16 for half-precision checkpoints)")
+      ->check(CLI::IsMember({"auto", "f32", "f16", "bf16"}));
   sub->callback([a] { run(*a); });
 }
 
