@@ -26,33 +26,29 @@ struct BHalf {
   uint16_t bits;
 };
 
-// One chunk of one query row: `count` consecutive attended positions of the row, starting
-// `offset` positions into ranges[range]. The kernel computes the softmax state {o, m, d}
-// of the chunk for every query head, one pass over each KV head's rows serving the G
-// query heads of its group (query head h uses KV head h / G).
+// One chunk of one (query row, KV head): `count` consecutive attended positions of the row,
+// starting `offset` positions into ranges[range]. The kernel computes the softmax state
+// {o, m, d} of the chunk for the G query heads of the KV head, reading each K/V row once.
 struct ChunkArgs {
-  const void* k = nullptr;  // [Hkv][C][D] keys of the row's sequence in `dtype`: head h,
-                            // position p at h * head_stride + p * D elements
-  const void* v = nullptr;  // values, same layout
+  const void* k = nullptr;  // [C][D] keys of this (slot, KV head) in `dtype`; position p at p * D
+  const void* v = nullptr;  // [C][D] values, same layout
   DType dtype = DType::F32;
-  int64_t head_stride = 0;  // C * D: elements between KV heads
-  int kv_heads = 0;         // Hkv
-  int group = 0;            // G query heads per KV head
   int head_dim = 0;         // D
-  const float* q = nullptr; // [Hq][D] the row's queries, fp32
+  int group = 0;            // G query heads served by this KV head
+  const float* q = nullptr; // [G][D] their queries, fp32
   float scale_log2 = 0.f;   // log2(e) / sqrt(D): scores come out in log2 units (exp2)
   const PosRange* ranges = nullptr;  // the row's attended ranges, ascending
   int range = 0;            // the chunk starts at ranges[range].begin + offset
   int offset = 0;
   int count = 0;            // attended positions in the chunk (0: an empty state)
   // Scratch, 64-byte aligned:
-  float* q_scaled = nullptr;  // [Hq][D] q * scale_log2
-  float* acc = nullptr;       // [Hq][D] running output, not yet divided by d
+  float* q_scaled = nullptr;  // [G][D] q * scale_log2
+  float* acc = nullptr;       // [G][D] running output, not yet divided by d
   float* scores = nullptr;    // [kHeadBlock][kTile] scores, then probabilities, of a tile
   // The chunk's state:
-  float* o = nullptr;  // [Hq][D] output divided by d (zeros when count = 0)
-  float* m = nullptr;  // [Hq] max score in log2 units (-inf when count = 0)
-  float* d = nullptr;  // [Hq] sum over the chunk of exp2(score - m)
+  float* o = nullptr;  // [G][D] output divided by d (zeros when count = 0)
+  float* m = nullptr;  // [G] max score in log2 units (-inf when count = 0)
+  float* d = nullptr;  // [G] sum over the chunk of exp2(score - m)
 };
 
 void attend_chunk_scalar(const ChunkArgs& args);

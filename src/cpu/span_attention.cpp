@@ -18,10 +18,10 @@
 namespace sspan::cpu {
 namespace {
 
-// Rows are split into chunks across threads when there are fewer rows than this per
-// thread (batch 1 at long context). Otherwise each row is one task whose chunks run in
-// order on one thread; the arithmetic is the same either way.
-constexpr int kSplitBelowRowsPerThread = 4;
+// Rows are split into chunks across threads when there are fewer (row, KV head) pairs
+// than this per thread (batch 1 at long context). Otherwise each pair is one task whose
+// chunks run in order on one thread; the arithmetic is the same either way.
+constexpr int kSplitBelowPairsPerThread = 4;
 
 using ChunkKernel = void (*)(const attn::ChunkArgs&);
 
@@ -36,41 +36,40 @@ ChunkKernel chunk_kernel(Isa isa, int head_dim) {
 
 size_t round16(size_t floats) { return (floats + 15) / 16 * 16; }  // whole 64-byte lines
 
-// Per-thread kernel scratch: q_scaled and acc [Hq][D], scores [kHeadBlock][kTile].
-size_t kernel_scratch_floats(int q_heads, int head_dim) {
-  return 2 * round16(size_t(q_heads) * size_t(head_dim)) + round16(size_t(attn::kHeadBlock) * attn::kTile);
+// Per-thread kernel scratch: q_scaled and acc [G][D], scores [kHeadBlock][kTile].
+size_t kernel_scratch_floats(int group, int head_dim) {
+  return 2 * round16(size_t(group) * size_t(head_dim)) + round16(size_t(attn::kHeadBlock) * attn::kTile);
 }
 
-// One chunk's state for all Hq query heads: o [Hq][D], then m [Hq] and d [Hq].
+// One chunk's state for the G query heads of a KV head: o [G][D], then m [G] and d [G].
 struct ChunkState {
   float* o;
   float* m;
   float* d;
 };
-size_t state_floats(int q_heads, int head_dim) {
-  return round16(size_t(q_heads) * size_t(head_dim)) + round16(2 * size_t(q_heads));
+size_t state_floats(int group, int head_dim) {
+  return round16(size_t(group) * size_t(head_dim)) + round16(2 * size_t(group));
 }
-ChunkState state_at(float* base, int q_heads, int head_dim) {
-  float* m = base + round16(size_t(q_heads) * size_t(head_dim));
-  return {base, m, m + q_heads};
+ChunkState state_at(float* base, int group, int head_dim) {
+  float* m = base + round16(size_t(group) * size_t(head_dim));
+  return {base, m, m + group};
 }
 
 int chunks_of(int count, int chunk) { return count <= chunk ? 1 : (count + chunk - 1) / chunk; }
 
-// Query heads [h0, h1) of out[Hq][D] from the states of a row's chunks, `n` states
-// `stride` floats apart, as sparse_decode_merge_kernel: state s weighs
-// d_s * exp2(m_s - max m); a state with m = -inf weighs nothing, and a row with no
-// attended position yields zeros.
-void merge_chunks(float* states, int n, size_t stride, int q_heads, int head_dim, int h0, int h1, float* out) {
-  for (int h = h0; h < h1; ++h) {
+// out[G][D] from the states of a (row, KV head)'s chunks, `n` states `stride` floats apart,
+// as sparse_decode_merge_kernel: state s weighs d_s * exp2(m_s - max m); a state with
+// m = -inf weighs nothing, and a row with no attended position yields zeros.
+void merge_chunks(float* states, int n, size_t stride, int group, int head_dim, float* out) {
+  for (int h = 0; h < group; ++h) {
     float m_all = -std::numeric_limits<float>::infinity();
-    for (int s = 0; s < n; ++s) m_all = std::max(m_all, state_at(states + s * stride, q_heads, head_dim).m[h]);
+    for (int s = 0; s < n; ++s) m_all = std::max(m_all, state_at(states + s * stride, group, head_dim).m[h]);
     float* o = out + size_t(h) * head_dim;
     std::fill(o, o + head_dim, 0.f);
     if (m_all == -std::numeric_limits<float>::infinity()) continue;
     float w_sum = 0.f;
     for (int s = 0; s < n; ++s) {
-      const ChunkState st = state_at(states + s * stride, q_heads, head_dim);
+      const ChunkState st = state_at(states + s * stride, group, head_dim);
       const float w = st.d[h] * std::exp2(st.m[h] - m_all);
       w_sum += w;
       for (int i = 0; i < head_dim; ++i) o[i] += w * st.o[size_t(h) * head_dim + size_t(i)];
@@ -139,92 +138,94 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
   const auto* k_bytes = static_cast<const std::byte*>(kv.k);
   const auto* v_bytes = static_cast<const std::byte*>(kv.v);
 
+  const int Hkv = kv.kv_heads, G = Hq / Hkv;
+  const int64_t pairs = int64_t(n) * Hkv;  // (row, KV head) pairs
+
   int64_t work = 0, tasks = 0;
   int max_chunks = 1;
   for (int r = 0; r < n; ++r) {
     const int c = chunks_of(ranges.count[size_t(r)], chunk);
     max_chunks = std::max(max_chunks, c);
-    tasks += c;
+    tasks += int64_t(c) * Hkv;
     work += int64_t(ranges.count[size_t(r)]) * Hq * D;
   }
   const bool parallel = work >= (int64_t(1) << 16);  // enough to pay for waking the threads
   const int threads = parallel ? omp_get_max_threads() : 1;
-  const bool split = parallel && tasks > n && n < kSplitBelowRowsPerThread * threads;
+  const bool split = parallel && tasks > pairs && pairs < kSplitBelowPairsPerThread * threads;
 
-  const size_t scratch_floats = kernel_scratch_floats(Hq, D), state_stride = state_floats(Hq, D);
+  const size_t scratch_floats = kernel_scratch_floats(G, D), state_stride = state_floats(G, D);
   const size_t states = split ? size_t(tasks) : size_t(threads) * size_t(max_chunks);
   float* scratch_base = workspace.floats(size_t(threads) * scratch_floats + states * state_stride);
   float* state_base = scratch_base + size_t(threads) * scratch_floats;
 
-  // Chunk c of row r into `st`, with thread scratch at `scratch`.
-  const auto run_chunk = [&](int r, int c, float* scratch, const ChunkState& st) {
+  // Chunk c of (row r, KV head h) into `st`, with thread scratch at `scratch`.
+  const auto run_chunk = [&](int r, int h, int c, float* scratch, const ChunkState& st) {
     const int32_t first = ranges.indptr[size_t(r)], last = ranges.indptr[size_t(r) + 1];
     const int32_t start = c * chunk;  // index of the chunk's first position in the row
     attn::ChunkArgs a;
-    a.k = k_bytes + size_t(kv.row(slot[r], 0, 0)) * size_t(D) * elem;
-    a.v = v_bytes + size_t(kv.row(slot[r], 0, 0)) * size_t(D) * elem;
+    a.k = k_bytes + size_t(kv.row(slot[r], h, 0)) * size_t(D) * elem;
+    a.v = v_bytes + size_t(kv.row(slot[r], h, 0)) * size_t(D) * elem;
     a.dtype = kv.dtype;
-    a.head_stride = int64_t(kv.max_ctx) * D;
-    a.kv_heads = kv.kv_heads;
-    a.group = Hq / kv.kv_heads;
     a.head_dim = D;
-    a.q = q + int64_t(r) * Hq * D;
+    a.group = G;
+    a.q = q + (int64_t(r) * Hq + int64_t(h) * G) * D;
     a.scale_log2 = scale_log2;
     a.ranges = ranges.ranges.data();
     a.count = std::min(chunk, ranges.count[size_t(r)] - start);
     if (a.count > 0) {
-      const auto* b = ranges.before.data();
-      a.range = int(std::upper_bound(b + first, b + last, start) - b) - 1;
-      a.offset = start - b[a.range];
+      const auto* before = ranges.before.data();
+      a.range = int(std::upper_bound(before + first, before + last, start) - before) - 1;
+      a.offset = start - before[a.range];
     }
     a.q_scaled = scratch;
-    a.acc = scratch + round16(size_t(Hq) * D);
-    a.scores = a.acc + round16(size_t(Hq) * D);
+    a.acc = scratch + round16(size_t(G) * D);
+    a.scores = a.acc + round16(size_t(G) * D);
     a.o = st.o;
     a.m = st.m;
     a.d = st.d;
     kernel(a);
   };
-  const auto out_of = [&](int r) { return out + int64_t(r) * Hq * D; };
+  const auto out_of = [&](int r, int h) { return out + (int64_t(r) * Hq + int64_t(h) * G) * D; };
 
   if (!split) {
-    // One task per row; its chunks in order, then merged.
+    // One task per (row, KV head); its chunks in order, then merged.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (parallel)
-    for (int r = 0; r < n; ++r) {
-      const int thread = omp_get_thread_num();
+    for (int64_t p = 0; p < pairs; ++p) {
+      const int r = int(p / Hkv), h = int(p % Hkv), thread = omp_get_thread_num();
       float* scratch = scratch_base + size_t(thread) * scratch_floats;
       float* my_states = state_base + size_t(thread) * size_t(max_chunks) * state_stride;
       const int nc = chunks_of(ranges.count[size_t(r)], chunk);
       if (nc == 1) {  // straight into the output; m and d go to scratch
-        const ChunkState st = state_at(my_states, Hq, D);
-        run_chunk(r, 0, scratch, {out_of(r), st.m, st.d});
+        const ChunkState st = state_at(my_states, G, D);
+        run_chunk(r, h, 0, scratch, {out_of(r, h), st.m, st.d});
         continue;
       }
-      for (int c = 0; c < nc; ++c) run_chunk(r, c, scratch, state_at(my_states + c * state_stride, Hq, D));
-      merge_chunks(my_states, nc, state_stride, Hq, D, 0, Hq, out_of(r));
+      for (int c = 0; c < nc; ++c) run_chunk(r, h, c, scratch, state_at(my_states + c * state_stride, G, D));
+      merge_chunks(my_states, nc, state_stride, G, D, out_of(r, h));
     }
     return;
   }
 
-  // Few rows: every chunk is a task of its own, then each split row's chunks are merged.
-  std::vector<int64_t>& task_first = workspace.task_first();  // [n + 1] first task of each row
+  // Few pairs: every chunk is a task of its own, then each split pair's chunks are merged.
+  std::vector<int64_t>& task_first = workspace.task_first();  // [pairs + 1] first task of each pair
   task_first.assign(1, 0);
-  for (int r = 0; r < n; ++r) task_first.push_back(task_first.back() + chunks_of(ranges.count[size_t(r)], chunk));
+  for (int64_t p = 0; p < pairs; ++p)
+    task_first.push_back(task_first.back() + chunks_of(ranges.count[size_t(p / Hkv)], chunk));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (int64_t t = 0; t < tasks; ++t) {
-    const int r = int(std::upper_bound(task_first.begin(), task_first.end(), t) - task_first.begin()) - 1;
-    const int nc = int(task_first[size_t(r) + 1] - task_first[size_t(r)]), c = int(t - task_first[size_t(r)]);
+    const int64_t p = std::upper_bound(task_first.begin(), task_first.end(), t) - task_first.begin() - 1;
+    const int r = int(p / Hkv), h = int(p % Hkv);
+    const int nc = int(task_first[size_t(p) + 1] - task_first[size_t(p)]), c = int(t - task_first[size_t(p)]);
     float* scratch = scratch_base + size_t(omp_get_thread_num()) * scratch_floats;
-    const ChunkState st = state_at(state_base + size_t(t) * state_stride, Hq, D);
-    run_chunk(r, c, scratch, nc == 1 ? ChunkState{out_of(r), st.m, st.d} : st);
+    const ChunkState st = state_at(state_base + size_t(t) * state_stride, G, D);
+    run_chunk(r, h, c, scratch, nc == 1 ? ChunkState{out_of(r, h), st.m, st.d} : st);
   }
 #pragma omp parallel for schedule(static) num_threads(threads)
-  for (int64_t p = 0; p < int64_t(n) * Hq; ++p) {  // (row, query head) pairs
-    const int r = int(p / Hq), h = int(p % Hq);
-    const int nc = int(task_first[size_t(r) + 1] - task_first[size_t(r)]);
+  for (int64_t p = 0; p < pairs; ++p) {
+    const int nc = int(task_first[size_t(p) + 1] - task_first[size_t(p)]);
     if (nc > 1)
-      merge_chunks(state_base + size_t(task_first[size_t(r)]) * state_stride, nc, state_stride, Hq, D, h, h + 1,
-                   out_of(r));
+      merge_chunks(state_base + size_t(task_first[size_t(p)]) * state_stride, nc, state_stride, G, D,
+                   out_of(int(p / Hkv), int(p % Hkv)));
   }
 }
 

@@ -51,7 +51,7 @@ struct AttentionConfig {
   // {o, m, d} are merged as on the GPU. The split is fixed by the row alone, so a row's
   // result never depends on the batch, the thread count or how chunks were scheduled;
   // chunks of one row run on several threads when there are few rows.
-  int chunk = 128;
+  int chunk = 256;
 };
 
 // Scratch of the op: per-thread kernel buffers and chunk states. It grows to its steady

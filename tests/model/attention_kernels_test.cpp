@@ -220,7 +220,7 @@ TEST(AttentionKernels, SplitRowsEqualUnsplitRowsAndDoNotDependOnBatchOrThreads) 
   const auto q = random_queries(rng, 8, q_heads, D);
   const int saved_threads = omp_get_max_threads();
   for (Isa isa : supported_isas()) {
-    const auto chunked = run(q, cache.view(), slot, batch, q_heads, {isa, 128});
+    const auto chunked = run(q, cache.view(), slot, batch, q_heads, {isa, 256});
     const auto unsplit = run(q, cache.view(), slot, batch, q_heads, {isa, max_ctx});
     // A long row's output is a mean of many values of size ~1 and so much smaller than
     // they are; its rounding is relative to the values' scale (1), not its own.
@@ -236,7 +236,7 @@ TEST(AttentionKernels, SplitRowsEqualUnsplitRowsAndDoNotDependOnBatchOrThreads) 
         std::vector<PosRange> before_tail(ranges.begin(), ranges.end() - 1);
         one.add_row(before_tail, ranges.back().begin, batch.pos[size_t(r)]);
         const std::vector<float> qr(q.begin() + r * per_row, q.begin() + (r + 1) * per_row);
-        const auto alone = run(qr, cache.view(), {slot[size_t(r)]}, one, q_heads, {isa, 128});
+        const auto alone = run(qr, cache.view(), {slot[size_t(r)]}, one, q_heads, {isa, 256});
         for (size_t i = 0; i < per_row; ++i)
           ASSERT_EQ(alone[i], chunked[r * per_row + i]) << isa_name(isa) << " row " << r << " threads " << threads;
       }
