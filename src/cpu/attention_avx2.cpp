@@ -20,6 +20,23 @@ struct Avx2 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
   }
   static void store(float* p, V x) { _mm256_storeu_ps(p, x); }
+  static void store(Half* p, V x) {
+    x = _mm256_max_ps(_mm256_set1_ps(-65504.f), _mm256_min_ps(_mm256_set1_ps(65504.f), x));  // NaN passes
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  static void store(BHalf* p, V x) {
+    const __m256i u = _mm256_castps_si256(x);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    const __m256i rounded =
+        _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb)), 16);
+    const __m256i nan =
+        _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+    const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+    const __m256i r = _mm256_blendv_epi8(rounded, quiet, nan);
+    // 8 x u32 (each < 2^16) -> 8 x u16: pack within lanes, then gather the two low halves.
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
+  }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
   static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
@@ -57,44 +74,10 @@ struct Avx2 {
 
 #include "cpu/attention_tile.inc"
 
-// 8 floats to fp16 (saturating) or bf16 (round to nearest even, NaN kept quiet).
-__m128i to_half(__m256 x) {
-  x = _mm256_max_ps(_mm256_set1_ps(-65504.f), _mm256_min_ps(_mm256_set1_ps(65504.f), x));  // NaN passes
-  return _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-}
-__m128i to_bf16(__m256 x) {
-  const __m256i u = _mm256_castps_si256(x);
-  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-  const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb)), 16);
-  const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
-  const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
-  const __m256i r = _mm256_blendv_epi8(rounded, quiet, nan);
-  // 8 x u32 (each < 2^16) -> 8 x u16: pack within lanes, then gather the two low halves.
-  return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08));
-}
-
 }  // namespace
 
 void attend_chunk_avx2(const ChunkArgs& args) { attend_chunk<Avx2>(args); }
 
-void store_kv_avx2(const float* src, void* dst, DType dtype, int64_t count) {
-  if (dtype == DType::F32) {
-    auto* out = static_cast<float*>(dst);
-    for (int64_t i = 0; i < count; ++i) out[i] = src[i];
-    return;
-  }
-  auto* out = static_cast<uint16_t*>(dst);
-  const auto convert = [dtype](__m256 x) { return dtype == DType::F16 ? to_half(x) : to_bf16(x); };
-  int64_t i = 0;
-  for (; i + 8 <= count; i += 8)
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), convert(_mm256_loadu_ps(src + i)));
-  if (i < count) {  // the last < 8 values through a padded vector
-    alignas(32) float in[8] = {};
-    alignas(16) uint16_t res[8];
-    for (int64_t j = i; j < count; ++j) in[j - i] = src[j];
-    _mm_store_si128(reinterpret_cast<__m128i*>(res), convert(_mm256_load_ps(in)));
-    for (int64_t j = i; j < count; ++j) out[j] = res[j - i];
-  }
-}
+void store_kv_avx2(const float* src, void* dst, DType dtype, int64_t count) { store_kv_as<Avx2>(src, dst, dtype, count); }
 
 }  // namespace sspan::cpu::attn

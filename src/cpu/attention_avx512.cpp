@@ -24,6 +24,20 @@ struct Avx512 {
     return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
   }
   static void store(float* p, V x) { _mm512_storeu_ps(p, x); }
+  static void store(Half* p, V x) {  // as Avx2::store
+    x = _mm512_max_ps(_mm512_set1_ps(-65504.f), _mm512_min_ps(_mm512_set1_ps(65504.f), x));  // NaN passes
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  static void store(BHalf* p, V x) {
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i rounded =
+        _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
+    const __mmask16 nan =
+        _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    const __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet)));
+  }
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
   static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
@@ -50,43 +64,12 @@ struct Avx512 {
 
 #include "cpu/attention_tile.inc"
 
-// 16 floats to fp16 (saturating) or bf16 (round to nearest even, NaN kept quiet).
-__m256i to_half(__m512 x) {
-  x = _mm512_max_ps(_mm512_set1_ps(-65504.f), _mm512_min_ps(_mm512_set1_ps(65504.f), x));  // NaN passes
-  return _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-}
-__m256i to_bf16(__m512 x) {
-  const __m512i u = _mm512_castps_si512(x);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
-  const __mmask16 nan =
-      _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-  const __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-  return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet));
-}
-
 }  // namespace
 
 void attend_chunk_avx512(const ChunkArgs& args) { attend_chunk<Avx512>(args); }
 
 void store_kv_avx512(const float* src, void* dst, DType dtype, int64_t count) {
-  if (dtype == DType::F32) {
-    auto* out = static_cast<float*>(dst);
-    for (int64_t i = 0; i < count; ++i) out[i] = src[i];
-    return;
-  }
-  auto* out = static_cast<uint16_t*>(dst);
-  const auto convert = [dtype](__m512 x) { return dtype == DType::F16 ? to_half(x) : to_bf16(x); };
-  int64_t i = 0;
-  for (; i + 16 <= count; i += 16)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), convert(_mm512_loadu_ps(src + i)));
-  if (i < count) {  // the last < 16 values through a padded vector
-    alignas(64) float in[16] = {};
-    alignas(32) uint16_t res[16];
-    for (int64_t j = i; j < count; ++j) in[j - i] = src[j];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(res), convert(_mm512_load_ps(in)));
-    for (int64_t j = i; j < count; ++j) out[j] = res[j - i];
-  }
+  store_kv_as<Avx512>(src, dst, dtype, count);
 }
 
 }  // namespace sspan::cpu::attn

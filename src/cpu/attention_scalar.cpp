@@ -2,8 +2,6 @@
 // tested against, and the path for CPUs without AVX2 (or head dims not a multiple of 8).
 #include "cpu/attention_kernels.h"
 
-#include <cstring>
-
 namespace sspan::cpu::attn {
 namespace {
 
@@ -16,6 +14,8 @@ struct Scalar {
   static V load(const Half* p) { return half_to_float(p->bits); }
   static V load(const BHalf* p) { return bf16_to_float(p->bits); }
   static void store(float* p, V x) { *p = x; }
+  static void store(Half* p, V x) { p->bits = float_to_half(x > 65504.f ? 65504.f : x < -65504.f ? -65504.f : x); }
+  static void store(BHalf* p, V x) { p->bits = float_to_bf16(x); }
   static V add(V a, V b) { return a + b; }
   static V sub(V a, V b) { return a - b; }
   static V mul(V a, V b) { return a * b; }
@@ -33,22 +33,7 @@ struct Scalar {
 void attend_chunk_scalar(const ChunkArgs& args) { attend_chunk<Scalar>(args); }
 
 void store_kv_scalar(const float* src, void* dst, DType dtype, int64_t count) {
-  switch (dtype) {
-    case DType::F32: std::memcpy(dst, src, size_t(count) * sizeof(float)); break;
-    case DType::F16: {
-      auto* out = static_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < count; ++i) {
-        const float x = src[i];  // saturate, NaN stays NaN
-        out[i] = float_to_half(x > 65504.f ? 65504.f : x < -65504.f ? -65504.f : x);
-      }
-      break;
-    }
-    case DType::BF16: {
-      auto* out = static_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < count; ++i) out[i] = float_to_bf16(src[i]);
-      break;
-    }
-  }
+  store_kv_as<Scalar>(src, dst, dtype, count);
 }
 
 }  // namespace sspan::cpu::attn
