@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <ostream>
 #include <string>
 #include <tuple>
 
@@ -29,6 +30,7 @@ struct CacheTolerance {
 };
 constexpr CacheTolerance kTolerances[] = {
     {DType::F32, 1e-4, 1e-3}, {DType::F16, 2e-3, 1e-2}, {DType::BF16, 1.5e-2, 5e-2}};
+void PrintTo(const CacheTolerance& t, std::ostream* os) { *os << dtype_name(t.kv_dtype) << " KV cache"; }
 
 class HfGolden : public ::testing::TestWithParam<std::tuple<std::string, CacheTolerance>> {};
 
