@@ -27,7 +27,7 @@ namespace sspan::bench {
 namespace {
 
 struct DecodeArgs {
-  std::string model_dir, device = "cpu", dtype = "float16", format = "md";
+  std::string model_dir, device = "cpu", dtype = "float16", format = "md", kv_dtype = "auto";
   std::vector<int> batches{1, 8};
   int prompt_tokens = 32, steps = 64, threads = 0, reps = 3;
   int pp = 512, max_step_rows = 512;
@@ -133,11 +133,11 @@ Seconds time_tg(LlamaModel& m, const DecodeArgs& a, int batch, std::vector<float
   return sec;
 }
 
-std::vector<Row> run_all(LlamaModel& m, const DecodeArgs& a, double bw) {
+// kv_bytes_per_pos: bytes of K and V one position of one sequence holds over all layers.
+std::vector<Row> run_all(LlamaModel& m, const DecodeArgs& a, double kv_bytes_per_pos, double bw) {
   const ModelConfig& c = m.config();
   std::vector<float> logits(size_t(*std::max_element(a.batches.begin(), a.batches.end())) * size_t(c.vocab_size));
   // Bytes a decode step must read: weights once, plus K and V of every attended position.
-  const double kv_elem = double(dtype_size(m.backend().act_dtype()));  // the cache holds activations' dtype
   const double mean_ctx = a.prompt_tokens + 1 + a.steps / 2.0;
 
   std::vector<Row> rows;
@@ -161,7 +161,7 @@ std::vector<Row> run_all(LlamaModel& m, const DecodeArgs& a, double bw) {
     const int batch = a.batches[b];
     Row r = row("tg", batch, secs[b + 1], double(batch) * a.steps);
     const double step_s = batch / r.tokens_per_s.median;
-    const double kv_bytes = 2.0 * c.num_hidden_layers * c.kv_dim() * kv_elem * mean_ctx * batch;
+    const double kv_bytes = kv_bytes_per_pos * mean_ctx * batch;
     r.ms_per_step = step_s * 1e3;
     r.gbs = (double(m.step_weight_bytes(batch, batch)) + kv_bytes) / step_s / 1e9;
     r.pct = bw > 0 ? 100.0 * r.gbs / bw : 0.0;
@@ -221,7 +221,7 @@ void run(const DecodeArgs& a) {
   std::unique_ptr<Backend> be;
   double bw = 0;
   if (a.device == "cpu") {
-    be = make_cpu_backend(a.threads);
+    be = make_cpu_backend(a.threads, cpu_kv_dtype(a.kv_dtype, ckpt));
     bw = host_read_bandwidth_gbs(a.threads);
   } else {
 #ifdef SSPAN_WITH_CUDA
@@ -240,6 +240,7 @@ void run(const DecodeArgs& a) {
   SSPAN_CHECK(max_ctx <= c.max_position_embeddings, "--pp {} / --prompt-tokens + --steps exceed the model's {} positions",
               a.pp, c.max_position_embeddings);
   m.allocate(max_rows, max_batch, max_batch, max_ctx);
+  const double kv_bytes_per_pos = double(be->kv_cache_bytes()) / (double(max_batch) * max_ctx);
   std::string header = fmt::format("{}\nbackend: {} | model: {} ({:.1f} M parameters, {:.1f} MB of weights as stored, {:.1f} MB as held)",
                                    build_description(), be->name(), a.model_dir, c.num_parameters() / 1e6,
                                    m.weight_bytes() / 1e6, m.step_weight_bytes(0, 1) / 1e6);
@@ -248,7 +249,7 @@ void run(const DecodeArgs& a) {
                           a.device == "cpu" ? "memory read bandwidth" : "device copy bandwidth (read + write)", bw);
   header += fmt::format("\ntg: prompt {} tokens, {} decode steps | median of {} reps", a.prompt_tokens, a.steps, a.reps);
   if (a.format == "md") std::fprintf(stderr, "timing...\n");
-  print(a, header, bw, run_all(m, a, bw));
+  print(a, header, bw, run_all(m, a, kv_bytes_per_pos, bw));
 }
 
 }  // namespace
@@ -274,6 +275,8 @@ void add_decode_bench(CLI::App& app) {
   sub->add_option("--dtype", a->dtype, "GPU dtype")->check(CLI::IsMember({"float16", "bfloat16"}))->capture_default_str();
   sub->add_option("-t,--threads", a->threads, "CPU threads (0: the default)")->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  sub->add_option("--kv-dtype", a->kv_dtype, "CPU KV cache type (auto: f16 for half-precision checkpoints)")
+      ->check(CLI::IsMember({"auto", "f32", "f16", "bf16"}))->capture_default_str();
   sub->callback([a] { run(*a); });
 }
 

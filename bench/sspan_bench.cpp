@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   sspan::bench::add_decode_bench(app);
   sspan::bench::add_matmul_bench(app);
+  sspan::bench::add_attention_bench(app);
   sspan::bench::add_span_bench(app);
   sspan::bench::add_e2e_bench(app);
   sspan::bench::add_serve_bench(app);

@@ -29,6 +29,9 @@ struct EngineOptions {
   std::string device = "cpu";            // "cpu" or "cuda"
   std::string dtype = "float16";         // weights/activations on a GPU: float16 or bfloat16
   int threads = 0;                       // CPU threads; 0: all cores
+  // CPU KV cache element type: "auto" (f16 for fp16/bf16 checkpoints, f32 for fp32 ones),
+  // "f32", "f16" or "bf16". A GPU keeps its cache in `dtype`.
+  std::string kv_dtype = "auto";
   int max_context = 0;                   // 0: the model's max_position_embeddings (capped at 4096)
   int max_batch = 1;                     // KV-cache slots: sequences decoded together
   int max_step_rows = 512;               // rows per forward step (prompt chunks + decode rows)

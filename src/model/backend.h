@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/tensor.h"
@@ -136,7 +137,13 @@ class Backend {
   }
 };
 
-std::unique_ptr<Backend> make_cpu_backend(int threads);
+// kv_dtype: the element type of the CPU KV cache (F32, F16 or BF16); attention converts
+// half-precision keys and values to fp32 in registers.
+std::unique_ptr<Backend> make_cpu_backend(int threads, DType kv_dtype = DType::F32);
+// The CPU KV cache type for a --kv-dtype value: "f32", "f16", "bf16" (or another spelling
+// parse_dtype accepts), or "auto": f16 when the checkpoint's weights are half precision
+// (fp16 or bf16), f32 when they are fp32. Throws on anything else.
+DType cpu_kv_dtype(std::string_view option, const Checkpoint& checkpoint);
 #ifdef SSPAN_WITH_CUDA
 std::unique_ptr<Backend> make_cuda_backend(DType dtype, int device_index);
 #endif

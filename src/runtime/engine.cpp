@@ -24,9 +24,11 @@ DType weight_dtype(const EngineOptions& o) {
   return o.device == "cuda" && parse_dtype(o.dtype, &dt) ? dt : DType::F32;
 }
 
-std::unique_ptr<Backend> make_backend(const EngineOptions& o) {
-  if (o.device == "cpu") return make_cpu_backend(o.threads);
+std::unique_ptr<Backend> make_backend(const EngineOptions& o, const Checkpoint& ckpt) {
+  if (o.device == "cpu") return make_cpu_backend(o.threads, cpu_kv_dtype(o.kv_dtype, ckpt));
   if (o.device == "cuda") {
+    SSPAN_CHECK(o.kv_dtype == "auto", "--kv-dtype {} applies to the CPU; on a GPU the KV cache is kept in --dtype",
+                o.kv_dtype);
 #ifdef SSPAN_WITH_CUDA
     DType dt;
     SSPAN_CHECK(parse_dtype(o.dtype, &dt) && dt != DType::F32, "--dtype must be float16 or bfloat16, got '{}'",
@@ -53,7 +55,7 @@ Engine::Impl::Impl(const EngineOptions& o, ModelFiles&& files)
   if (max_ctx > config.max_position_embeddings)
     logger().warn("max context {} exceeds the model's max_position_embeddings {}", max_ctx,
                   config.max_position_embeddings);
-  backend = make_backend(o);
+  backend = make_backend(o, ckpt);
   model = std::make_unique<LlamaModel>(config, ckpt, *backend, o.on_load_progress);
   // A step holds the decode rows of every slot or a prompt chunk, whichever is larger.
   const int rows = std::max(o.max_step_rows, o.max_batch);

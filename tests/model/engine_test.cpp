@@ -232,6 +232,34 @@ TEST_F(EngineTest, ScoringUnderDenseIsPlainScoringBitForBit) {
   EXPECT_GT(sparse.span.mean_sparsity, 0.1);
 }
 
+// --kv-dtype auto: f32 for this fp32 checkpoint, f16 for a half-precision one (half the
+// bytes); an explicit type is used as given; anything else is an error naming the option.
+TEST_F(EngineTest, KvDtypeFollowsTheCheckpointUnlessGiven) {
+  auto o = options();
+  const Engine f32(o);
+  EXPECT_NE(f32.load_stats().backend.find("F32 KV cache"), std::string::npos) << f32.load_stats().backend;
+  o.kv_dtype = "bf16";
+  const Engine bf16(o);
+  EXPECT_NE(bf16.load_stats().backend.find("BF16 KV cache"), std::string::npos) << bf16.load_stats().backend;
+  EXPECT_EQ(bf16.load_stats().kv_cache_bytes * 2, f32.load_stats().kv_cache_bytes);
+
+  TinyLlamaSpec half;
+  half.vocab_size = 300;  // the project's tokenizer
+  half.dtype = DType::F16;
+  auto h = options();
+  h.model_dir = write_tiny_llama(test::scratch_dir("model_f16"), half);
+  const Engine auto_half(h);
+  EXPECT_NE(auto_half.load_stats().backend.find("F16 KV cache"), std::string::npos) << auto_half.load_stats().backend;
+
+  o.kv_dtype = "f8";
+  try {
+    Engine bad(o);
+    FAIL() << "--kv-dtype f8 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--kv-dtype"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(EngineTest, BadOptionsAreErrors) {
   Engine e(options());
   GenerateOptions g;

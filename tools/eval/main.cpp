@@ -31,7 +31,7 @@ struct Record {
 };
 
 struct Args {
-  std::string model_dir, data, task = "arith", format = "md", device = "cpu", tokenizer;
+  std::string model_dir, data, task = "arith", format = "md", device = "cpu", tokenizer, kv_dtype = "auto";
   std::vector<std::string> spans{"dense", "arith"};
   int batch = 8, max_new = 512, bucket = 256, limit = 0, threads = 0, block = 64, max_context = 0;
 };
@@ -169,6 +169,7 @@ int run(const Args& a) {
   eo.tokenizer_file = a.tokenizer;
   eo.device = a.device;
   eo.threads = a.threads;
+  eo.kv_dtype = a.kv_dtype;
   eo.max_batch = a.batch;
   eo.max_context = a.max_context;
   sspan::Engine engine(eo);
@@ -253,6 +254,8 @@ int main(int argc, char** argv) {
   app.add_option("--device", a.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--tokenizer", a.tokenizer, "Tokenizer file (default: the model's own)");
   app.add_option("-t,--threads", a.threads, "CPU threads (0 = all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--kv-dtype", a.kv_dtype, "CPU KV cache type (auto: f16 for half-precision checkpoints)")
+      ->check(CLI::IsMember({"auto", "f32", "f16", "bf16"}));
   CLI11_PARSE(app, argc, argv);
   sspan::set_log_level(sspan::LogLevel::Warn);
   try {

@@ -25,7 +25,7 @@ using nlohmann::json;
 
 struct Args {
   std::string model_dir, prompt_file, batch_file, score_file, trace_file, tokenizer;
-  std::string device = "cpu", dtype = "float16";
+  std::string device = "cpu", dtype = "float16", kv_dtype = "auto";
   sspan::GenerateOptions gen;
   int max_context = 0, threads = 0;
   bool json_out = false, verbose = false, quiet = false;
@@ -201,6 +201,8 @@ int main(int argc, char** argv) {
   app.add_option("--device", a.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--dtype", a.dtype, "GPU weight/activation type")->check(CLI::IsMember({"float16", "bfloat16"}));
   app.add_option("-t,--threads", a.threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--kv-dtype", a.kv_dtype, "CPU KV cache type (auto: f16 for half-precision checkpoints)")
+      ->check(CLI::IsMember({"auto", "f32", "f16", "bf16"}));
   app.add_option("--tokenizer", a.tokenizer,
                  "Tokenizer file: SentencePiece or tiktoken tokenizer.model, tokenizer.json, or a .gguf (default: the "
                  "model's own)");
@@ -230,6 +232,7 @@ int main(int argc, char** argv) {
     eo.device = a.device;
     eo.dtype = a.dtype;
     eo.threads = a.threads;
+    eo.kv_dtype = a.kv_dtype;
     eo.max_context = a.max_context;
     eo.max_batch = int(prompts.size());
     if (!a.quiet && isatty(STDERR_FILENO)) eo.on_load_progress = print_load_progress;
