@@ -147,7 +147,8 @@ struct Engine::Impl {
   // Push token `id` (at the state's next position) through the span state, add its row to
   // the step, and emit its trace record.
   void add_row(SpanState& span, int request, int slot, int32_t id, bool generated, const GenerateCallbacks& cb) {
-    span.push(token_text(id), !generated);
+    const std::string text = token_text(id);
+    span.push(text, !generated);
     const int32_t pos = span.last_pos();
     step.tokens.push_back(id);
     step.pos.push_back(pos);
@@ -159,6 +160,7 @@ struct Engine::Impl {
       r.pos = pos;
       r.id = id;
       r.piece = tok.piece(id);
+      r.text = text;
       r.line = span.last_line();
       r.sparse = span.last_sparse();
       r.generated = generated;
