@@ -90,6 +90,7 @@ struct TraceRecord {
   int32_t pos = 0;
   int32_t id = 0;
   std::string piece;
+  std::string text;  // the bytes the token stands for (what the span rule read)
   int32_t line = 0;
   bool sparse = false;
   bool generated = false;

@@ -72,6 +72,7 @@ void RequestState::pushed(const Row& row) {
   r.pos = row.pos;
   r.id = row.token;
   r.piece = ctx_.tok.piece(row.token);
+  r.text = text;
   r.line = line;
   r.sparse = tracker_->last_sparse();
   r.generated = generated;

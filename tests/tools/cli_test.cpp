@@ -97,7 +97,8 @@ TEST_F(Cli, SpanTraceHasExactlyTheDocumentedKeys) {
   std::vector<nlohmann::json> rows;
   for (std::string line; std::getline(f, line);) rows.push_back(nlohmann::json::parse(line));
   ASSERT_GT(rows.size(), 10u);
-  const std::set<std::string> keys = {"pos", "id", "piece", "line", "mode", "attended", "n_attended", "sparsity"};
+  const std::set<std::string> keys = {"pos",  "id",       "piece",      "text",    "generated",
+                                     "line", "mode",     "attended",   "n_attended", "sparsity"};
   for (size_t p = 0; p + 1 < rows.size(); ++p) {
     std::set<std::string> got;
     for (const auto& [k, v] : rows[p].items()) got.insert(k);
