@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include <atomic>
+#include <exception>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -39,6 +41,7 @@ void write_arith_stream(const ArithStreamOptions& opt,
   SSPAN_CHECK(opt.count >= 0, "--count must be >= 0, got {}", opt.count);
   SSPAN_CHECK(opt.arith.depth_sd >= 0 && opt.arith.digits_sd >= 0,
               "--depth-sd and --digits-sd must be >= 0");
+  check_arith_options(opt.arith);
   SSPAN_CHECK(opt.min_tokens >= 0 && opt.max_tokens >= 0, "--min-tokens/--max-tokens must be >= 0");
   SSPAN_CHECK(opt.max_tokens == 0 || opt.min_tokens <= opt.max_tokens,
               "--min-tokens {} is above --max-tokens {}", opt.min_tokens, opt.max_tokens);
@@ -55,17 +58,27 @@ void write_arith_stream(const ArithStreamOptions& opt,
     SSPAN_CHECK(int64_t(first) <= (written + 1) * kMaxCandidatesPerRecord,
                 "only {} of {} arith records fit --min-tokens {} --max-tokens {} after {} candidates",
                 written, opt.count, opt.min_tokens, opt.max_tokens, first);
+    std::exception_ptr failure;  // an exception may not leave an OpenMP region: rethrown below
+    std::atomic<bool> failed{false};
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 16)
     for (int64_t k = 0; k < kBatch; ++k) {
-      ArithRecord& r = batch[size_t(k)];
-      r = random_arith_record(opt.seed, first + uint64_t(k), opt.arith);
-      keep[size_t(k)] = !opt.exclude_prompts.contains(r.prompt);
-      if (filter && keep[size_t(k)]) {
-        // the completion is generated after the prompt: count it as a continuation
-        const int64_t n = int64_t(tok->encode_continuation(r.completion).size());
-        keep[size_t(k)] = n >= opt.min_tokens && (opt.max_tokens == 0 || n <= opt.max_tokens);
+      if (failed.load(std::memory_order_relaxed)) continue;  // the batch is lost anyway
+      try {
+        ArithRecord& r = batch[size_t(k)];
+        r = random_arith_record(opt.seed, first + uint64_t(k), opt.arith);
+        keep[size_t(k)] = !opt.exclude_prompts.contains(r.prompt);
+        if (filter && keep[size_t(k)]) {
+          // the completion is generated after the prompt: count it as a continuation
+          const int64_t n = int64_t(tok->encode_continuation(r.completion).size());
+          keep[size_t(k)] = n >= opt.min_tokens && (opt.max_tokens == 0 || n <= opt.max_tokens);
+        }
+      } catch (...) {
+#pragma omp critical(sspan_arith_failure)
+        if (!failure) failure = std::current_exception();
+        failed = true;
       }
     }
+    if (failure) std::rethrow_exception(failure);
     for (int64_t k = 0; k < kBatch && written < opt.count; ++k)
       if (keep[size_t(k)]) {
         emit(batch[size_t(k)]);
