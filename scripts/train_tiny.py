@@ -171,7 +171,7 @@ def main(argv=None):
                      max_position_embeddings=args.max_positions)
     model = TinyLlama(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=args.weight_decay)
-    state = {"step": 0, "tokens": 0, "epoch": 0, "batch": 0, "loss_avg": None,
+    state = {"step": 0, "tokens": 0, "epoch": 0, "batch": 0, "loss_avg": None, "cpu_s": 0.0,
              "next_eval": args.eval_tokens, "next_ckpt": args.checkpoint_tokens}
     if args.resume:
         ck = torch.load(args.resume, map_location=device)
@@ -191,7 +191,7 @@ def main(argv=None):
         hl = heldout_loss(model, heldout, cfg.vocab_size, device, args.batch_tokens)
         save_checkpoint(run, model, opt, state, args.tokenizer)
         entry = {"step": state["step"], "tokens": state["tokens"], "train_loss": state["loss_avg"],
-                 "heldout_loss": hl, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+                 "heldout_loss": hl, "train_cpu_s": round(state["cpu_s"], 1), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         if args.engine_eval:
             buckets = engine_eval(args, run, os.path.join(args.out, "export"), eval_file)
             if buckets:
@@ -218,11 +218,13 @@ def main(argv=None):
         lr = lr_at(args, state["tokens"])
         for g in opt.param_groups:
             g["lr"] = lr
+        c0 = time.process_time()
         loss, n = batch_loss(model, train, idx, cfg.vocab_size, device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        state["cpu_s"] += time.process_time() - c0  # CPU seconds of training steps (all threads)
         state["step"] += 1
         state["tokens"] += n
         lv = float(loss.detach())
