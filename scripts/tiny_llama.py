@@ -1,7 +1,8 @@
 """A minimal LLaMA in PyTorch with the Hugging Face LlamaForCausalLM math (RMSNorm,
 rotate_half RoPE, SwiGLU, untied head) and parameter names, so its state dict exports
-straight to the HF layout the engine loads. Attention takes an explicit boolean mask
-(True = attend), which is how the span rule is applied in training and evaluation."""
+straight to the HF layout the engine loads. Attention takes an explicit additive mask
+(0 = attend, -inf = not; how the span rule is applied in training) or None for the
+ordinary causal mask."""
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ class TinyConfig:
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
     num_key_value_heads: int = 4
-    max_position_embeddings: int = 512
+    max_position_embeddings: int = 2048
     rms_norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     bos_token_id: int = 1
@@ -71,7 +72,7 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(cfg.num_attention_heads * hd, cfg.hidden_size, bias=False)
 
     def forward(self, x, cos, sin, mask):
-        """x: [B, T, H]; cos, sin: [T, hd]; mask: [B, T, T] bool (True = attend)."""
+        """x: [B, T, H]; cos, sin: [T, hd]; mask: [B, 1, T, T] additive float or None (causal)."""
         b, t, _ = x.shape
         hd = self.cfg.head_dim
         q = self.q_proj(x).view(b, t, -1, hd).transpose(1, 2)  # [B, nh, T, hd]
@@ -83,8 +84,30 @@ class Attention(nn.Module):
         if rep > 1:
             k = k.repeat_interleave(rep, dim=1)
             v = v.repeat_interleave(rep, dim=1)
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None])  # [B, nh, T, hd]
+        o = masked_attention(q, k, v, mask)  # [B, nh, T, hd]
         return self.o_proj(o.transpose(1, 2).reshape(b, t, -1))
+
+
+# Query rows per attention call under an explicit mask. Row block [q0, q1) needs keys
+# [0, q1) only (every mask here is causal at heart), so cutting the rows into blocks skips
+# the upper triangle, which SDPA cannot do for an arbitrary mask: ~1.5x faster at T ~ 800.
+QUERY_BLOCK = 128
+
+
+def masked_attention(q, k, v, mask):
+    """q: [B, nh, T, hd]; k, v: [B, nh, T, hd]; mask: [B, 1, T, T] additive or None
+    (causal) -> [B, nh, T, hd]. Rows of a mask must not be all -inf (no NaN)."""
+    t = q.shape[2]
+    if mask is None:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    if t <= QUERY_BLOCK:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    outs = []
+    for q0 in range(0, t, QUERY_BLOCK):
+        q1 = min(t, q0 + QUERY_BLOCK)
+        outs.append(F.scaled_dot_product_attention(q[:, :, q0:q1], k[:, :, :q1], v[:, :, :q1],
+                                                   attn_mask=mask[:, :, q0:q1, :q1]))
+    return torch.cat(outs, dim=2)
 
 
 class MLP(nn.Module):
@@ -133,7 +156,7 @@ class TinyLlama(nn.Module):
             nn.init.normal_(m.weight, std=0.02)
 
     def forward(self, ids, mask):
-        """ids: [B, T] int64; mask: [B, T, T] bool -> logits [B, T, V]."""
+        """ids: [B, T] int64; mask: [B, 1, T, T] additive float or None (causal) -> logits [B, T, V]."""
         pos = torch.arange(ids.shape[1], device=ids.device)
         cos, sin = rope_cos_sin(self.cfg, pos, ids.device)
         x = self.model.embed_tokens(ids)

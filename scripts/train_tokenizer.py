@@ -11,7 +11,10 @@ Choices (docs/datasets.md, "Tokenizer"):
 - byte_fallback: the newline (never inside a training sentence) becomes the single
   byte piece <0x0A>, exactly as in the LLaMA tokenizer; byte_fallback puts 256 byte
   pieces in the vocabulary, so the vocabulary is 256 + specials + alphabet + merges;
-- unk=0, bos=1, eos=2, no pad (LLaMA's ids).
+- unk=0, bos=1, eos=2, no pad (LLaMA's ids);
+- --piece TEXT (repeatable) makes TEXT one user-defined piece, matched wherever it occurs,
+  digits included (split_digits keeps BPE from ever merging a digit). The long-chain
+  model uses `--piece "[0,"`, the opening of every step's reference list.
 """
 import argparse
 import json
@@ -41,6 +44,8 @@ def main():
     ap.add_argument("--output", required=True, help="output prefix; writes PREFIX.model and PREFIX.vocab")
     ap.add_argument("--vocab-size", type=int, default=300)
     ap.add_argument("--max-sentences", type=int, default=200000)
+    ap.add_argument("--piece", action="append", default=[],
+                    help="a user-defined piece (repeatable), e.g. '[0,'")
     args = ap.parse_args()
     spm.SentencePieceTrainer.train(
         sentence_iterator=sentences(args.input),
@@ -58,11 +63,14 @@ def main():
         unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
         num_threads=1,
         minloglevel=2,
+        user_defined_symbols=args.piece,
     )
     sp = spm.SentencePieceProcessor(model_file=args.output + ".model")
     sample = "(42 * 56) + (5 * 32) [0]\n[-1] 42 * 56=42 * (50 + 6)=2100 + 252=2352"
     ids = sp.encode(sample)
     assert sp.decode(ids) == sample, "tokenizer does not round-trip the sample"
+    for piece in args.piece:
+        assert sp.encode(piece) == [sp.piece_to_id(piece)], f"'{piece}' is not one piece"
     print(f"vocab {sp.get_piece_size()}; sample -> {len(ids)} tokens: "
           + " ".join(sp.id_to_piece(i) for i in ids))
 

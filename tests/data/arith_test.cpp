@@ -2,6 +2,8 @@
 // and clear errors for bad expressions.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <climits>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -160,6 +162,141 @@ TEST(Arith, ProductSplitKeepsTheLongerOperand) {
             "[-1] 123 * -45=123 * (-40 + -5)=-4920 + -615=-5535\n[-1] -5535");
   // a one-digit-like operand (one nonzero digit) is not split
   EXPECT_EQ(arith_record_for("42 * 500").completion, "[-1] 21000");
+}
+
+// Every node of a record's expression (the prompt without " [0]\n"), parsed back.
+Expr prompt_expr(const ArithRecord& r) { return parse_expr(r.prompt.substr(0, r.prompt.size() - 5)); }
+
+TEST(ArithOptions, OperatorWeightsChooseTheOperators) {
+  ArithStreamOptions opt;
+  opt.count = 1000;
+  opt.arith.depth_mean = 4;
+  opt.arith.digits_mean = 1, opt.arith.digits_sd = 0;
+  opt.arith.op_weights = {3, 1, 0, 0};  // + three times as often as -, never * or /
+  int64_t plus = 0, minus = 0;
+  for (const ArithRecord& r : stream(opt))
+    for (const ExprNode& n : prompt_expr(r).nodes) {
+      ASSERT_TRUE(n.op == 0 || n.op == '+' || n.op == '-') << r.prompt;
+      plus += n.op == '+', minus += n.op == '-';
+    }
+  ASSERT_GT(plus + minus, 3000);
+  EXPECT_NEAR(double(plus) / double(plus + minus), 0.75, 0.03);
+}
+
+TEST(ArithOptions, LiteralsAndResultsStayInTheirRanges) {
+  ArithStreamOptions opt;
+  opt.count = 1000;
+  opt.arith.depth_mean = 8, opt.arith.depth_sd = 3;
+  opt.arith.literals = std::array<int64_t, 2>{1, 9};
+  opt.arith.results = std::array<int64_t, 2>{0, 99};
+  opt.arith.op_weights = {2, 2, 1, 0};
+  int64_t lo = INT64_MAX, hi = INT64_MIN;
+  std::set<int64_t> literals;
+  for (const ArithRecord& r : stream(opt)) {
+    const Expr e = prompt_expr(r);
+    ASSERT_EQ(r.digits, 1) << "--literals reports the longest literal";
+    for (const ExprNode& n : e.nodes) {
+      if (n.op == 0) {
+        literals.insert(n.value);
+        continue;
+      }
+      lo = std::min(lo, n.value), hi = std::max(hi, n.value);
+    }
+    ASSERT_EQ(r.answer, std::to_string(e.nodes[e.root()].value));
+  }
+  EXPECT_EQ(literals, (std::set<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_GE(lo, 0);
+  EXPECT_LE(hi, 99);
+  EXPECT_EQ(lo, 0);   // both ends are reached, so the bounds mean something
+  EXPECT_EQ(hi, 99);
+}
+
+TEST(ArithOptions, SideDepthZeroMakesAChain) {
+  ArithStreamOptions opt;
+  opt.count = 300;
+  opt.arith.depth_mean = 20, opt.arith.depth_sd = 5;
+  opt.arith.literals = std::array<int64_t, 2>{1, 9};
+  opt.arith.results = std::array<int64_t, 2>{0, 999};
+  opt.arith.side_depth_max = 0;
+  opt.arith.deep_left = 1;  // (((a op b) op c) op d): solved left to right
+  for (const ArithRecord& r : stream(opt)) {
+    const Expr e = prompt_expr(r);
+    int ops = 0;
+    for (const ExprNode& n : e.nodes) {
+      if (n.op == 0) continue;
+      ++ops;
+      ASSERT_EQ(e.nodes[n.rhs].op, 0) << "the right operand is a literal: " << r.prompt;
+    }
+    ASSERT_EQ(ops, r.depth) << r.prompt;
+    ASSERT_EQ(expr_depth(e), r.depth);
+    // one result is live at a time: every step after the first names [0] and the line before
+    const auto lines = split_lines(r.completion);
+    for (size_t i = 1; i < lines.size(); ++i)
+      ASSERT_TRUE(lines[i].starts_with("[0," + std::to_string(i) + "] ")) << lines[i];
+  }
+  opt.arith.deep_left = 0;  // a (b op (c op d)): the deep operand on the right
+  for (const ArithRecord& r : stream(opt)) {
+    const Expr e = prompt_expr(r);
+    for (const ExprNode& n : e.nodes)
+      if (n.op != 0) ASSERT_EQ(e.nodes[n.lhs].op, 0) << r.prompt;
+  }
+}
+
+TEST(ArithOptions, SideDepthLimitsTheShallowOperand) {
+  ArithStreamOptions opt;
+  opt.count = 300;
+  opt.arith.depth_mean = 9, opt.arith.depth_sd = 0;
+  opt.arith.side_depth_max = 2;
+  int deepest_side = 0;
+  for (const ArithRecord& r : stream(opt)) {
+    const Expr e = prompt_expr(r);
+    std::vector<int> depth(e.nodes.size(), 0);  // [nodes] depth of each subtree (nodes are post-order)
+    for (size_t i = 0; i < e.nodes.size(); ++i) {
+      const ExprNode& n = e.nodes[i];
+      if (n.op == 0) continue;
+      depth[i] = 1 + std::max(depth[size_t(n.lhs)], depth[size_t(n.rhs)]);
+      deepest_side = std::max(deepest_side, std::min(depth[size_t(n.lhs)], depth[size_t(n.rhs)]));
+    }
+    ASSERT_EQ(depth.back(), 9) << r.prompt;
+  }
+  EXPECT_EQ(deepest_side, 2);
+}
+
+TEST(ArithOptions, BadOptionsAreErrors) {
+  const auto fails = [](const ArithOptions& a, const char* want) {
+    ArithStreamOptions opt;
+    opt.count = 5;
+    opt.arith = a;
+    try {
+      stream(opt);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+      return;
+    }
+    ADD_FAILURE() << "no error, expected one with '" << want << "'";
+  };
+  ArithOptions a;
+  a.op_weights = {0, 0, 0, 0};
+  fails(a, "--op-weights");
+  a.op_weights = {1, -1, 0, 0};
+  fails(a, "--op-weights");
+  a = {};
+  a.literals = std::array<int64_t, 2>{9, 1};
+  fails(a, "--literals 9,1");
+  a = {};
+  a.results = std::array<int64_t, 2>{0, kNumberLimit};
+  fails(a, "--results");
+  a = {};
+  a.deep_left = 1.5;
+  fails(a, "--deep-left");
+  a = {};
+  a.side_depth_max = -2;
+  fails(a, "--side-depth-max");
+  // unsatisfiable: no operation of two literals in 1..2 lands in 50..60; an error, not a hang
+  a = {};
+  a.literals = std::array<int64_t, 2>{1, 2};
+  a.results = std::array<int64_t, 2>{50, 60};
+  fails(a, "fits the options");
 }
 
 TEST(Arith, BadExpressionsAreErrors) {

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """The training masks equal the engine's --span-trace for the same text.
 
-For generated arith records, the engine scores BOS + prompt + completion with
-`sspan-generate --score --span arith --span-trace`; the token texts in the trace are fed
-to the function the training script builds its attention masks with
-(scripts/span_rule.py: attended_ranges, as scripts/train_tiny.py's row_masks calls it),
-and every position's mode and attended ranges must be identical.
+For generated arith records (short bushy expressions and long chains), the engine scores
+BOS + prompt + completion with `sspan-generate --score --span arith --span-trace`, and
+every position's mode and attended ranges must equal:
+1. scripts/span_rule.py's attended_ranges over the trace's token texts;
+2. the segments the trainer stores (scripts/span_segments.py), expanded back to rows;
+3. when torch, numpy and sentencepiece are importable: the mask rows that
+   scripts/train_data.py's make_batch builds for the same records, tokenized by the
+   trainer itself (skipped with a note otherwise; CI has no torch).
 
 usage: mask_trace_test.py SSPAN_GENERATE SSPAN_DATAGEN MODEL_DIR [COUNT]
 """
@@ -17,6 +20,12 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 from span_rule import attended_ranges  # noqa: E402
+from span_segments import row_segments, segment_ranges  # noqa: E402
+
+# (count share, datagen options): the tiny model's range, and the long-chain distribution
+SETS = [(1.0, ["--seed", "7", "--depth-mean", "2", "--depth-sd", "1", "--digits-mean", "2", "--digits-sd", "1"]),
+        (0.25, ["--seed", "8", "--depth-mean", "20", "--depth-sd", "10", "--literals", "1,9", "--results", "0,999",
+                "--op-weights", "2,2,1,0", "--side-depth-max", "0", "--deep-left", "1"])]
 
 
 def piece_text(piece: str) -> str:
@@ -28,14 +37,34 @@ def piece_text(piece: str) -> str:
     return piece.replace("\u2581", " ")
 
 
+def trainer_rows(model, records_file):
+    """Rows of the masks train_data.make_batch builds, or None without torch."""
+    try:
+        from train_data import mask_rows, prepare  # noqa: PLC0415
+    except ImportError as e:
+        print(f"note: trainer masks not checked ({e})")
+        return None
+    data = prepare(records_file, os.path.join(model, "tokenizer.model"), "span", log=lambda m: None)
+    return [mask_rows(data, i) for i in range(len(data))]
+
+
 def main() -> int:
     generate, datagen, model = sys.argv[1:4]
     count = int(sys.argv[4]) if len(sys.argv) > 4 else 40
-    records = subprocess.run([datagen, "arith", "--count", str(count), "--seed", "7", "--depth-mean", "2",
-                              "--depth-sd", "1", "--digits-mean", "2", "--digits-sd", "1"],
-                             check=True, capture_output=True, text=True).stdout.splitlines()
+    with open(os.path.join(model, "config.json")) as f:
+        context = json.load(f)["max_position_embeddings"]
+    # completions up to half the model's context leave room for the prompt
+    fit = ["--tokenizer", os.path.join(model, "tokenizer.model"), "--max-tokens", str(context // 2)]
+    records = []
+    for share, opts in SETS:
+        records += subprocess.run([datagen, "arith", "--count", str(max(1, int(count * share)))] + opts + fit,
+                                  check=True, capture_output=True, text=True).stdout.splitlines()
     checked = 0
     with tempfile.TemporaryDirectory() as tmp:
+        records_file = os.path.join(tmp, "records.jsonl")
+        with open(records_file, "w") as f:
+            f.write("\n".join(records) + "\n")
+        built = trainer_rows(model, records_file)
         for n, line in enumerate(records):
             rec = json.loads(line)
             prompt, completion, trace = (os.path.join(tmp, f) for f in ("p.txt", "c.txt", "t.jsonl"))
@@ -53,14 +82,24 @@ def main() -> int:
             n_prompt = scored["prompt_tokens"]
             texts = [piece_text(r["piece"]) if r["pos"] else "" for r in rows]
             want = attended_ranges(texts, n_prompt, "arith")
+            from_segments = segment_ranges(row_segments(want), len(want))
+            if built is not None and len(built[n]) != len(rows):
+                print(f"record {n}: the trainer has {len(built[n])} positions, the engine {len(rows)}")
+                return 1
             for r, (sparse, ranges) in zip(rows, want):
                 got = [tuple(a) for a in r["attended"]]
-                if (r["mode"] == "sparse") != sparse or got != [tuple(a) for a in ranges]:
-                    print(f"record {n} position {r['pos']} ({r['piece']!r}): engine {r['mode']} {got}, "
-                          f"training mask {'sparse' if sparse else 'dense'} {ranges}")
+                t = r["pos"]
+                seg = [tuple(a) for a in from_segments[t]]
+                if (r["mode"] == "sparse") != sparse or got != [tuple(a) for a in ranges] or seg != got:
+                    print(f"record {n} position {t} ({r['piece']!r}): engine {r['mode']} {got}, "
+                          f"training mask {'sparse' if sparse else 'dense'} {ranges}, segments {seg}")
+                    return 1
+                if built is not None and [tuple(a) for a in built[n][t]] != got:
+                    print(f"record {n} position {t} ({r['piece']!r}): engine {got}, make_batch {built[n][t]}")
                     return 1
                 checked += 1
-    print(f"{len(records)} records, {checked} positions: training masks equal the engine's trace")
+    what = "span rule, segments and make_batch masks" if built is not None else "span rule and segment masks"
+    print(f"{len(records)} records, {checked} positions: {what} equal the engine's trace")
     return 0
 
 

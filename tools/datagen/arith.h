@@ -2,7 +2,9 @@
 // The `arith` task of the paper (section 4.1, Figure 5): a random expression as the
 // prompt and a step-by-step solution trace whose lines name the earlier lines they need.
 // The format is documented in docs/datasets.md.
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,7 +17,24 @@ struct ArithOptions {
   // clipped to >= 1 (digits also to <= kMaxDigits).
   double depth_mean = 5, depth_sd = 2;
   double digits_mean = 5, digits_sd = 2;
+  // Relative weights of the operators + - * / (in that order) when an operation is drawn;
+  // non-negative, at least one positive. Equal weights draw exactly as the paper setting.
+  std::array<int, 4> op_weights{1, 1, 1, 1};
+  // When set, every literal is uniform in [first, second] and the digits draw is unused.
+  std::optional<std::array<int64_t, 2>> literals;
+  // When set, every operation result (intermediate and final) lies in [first, second]:
+  // an operation whose result falls outside is redrawn like one that breaks the cap.
+  std::optional<std::array<int64_t, 2>> results;
+  // Tree shape. At each operation one operand carries the remaining depth; the other's
+  // depth is uniform in [0, min(depth - 1, side_depth_max)] (-1: no limit; 0: a chain of
+  // operations, each with a literal on its other side). The deep operand is the left one
+  // with probability deep_left (the rest of the stream does not depend on it at 0.5).
+  int side_depth_max = -1;
+  double deep_left = 0.5;
 };
+
+// Throws sspan::Error naming the option when `opt` cannot generate (bad ranges, weights).
+void check_arith_options(const ArithOptions& opt);
 
 struct ArithRecord {
   std::string prompt;      // "(42 * 56) + (5 * 32) [0]\n"

@@ -38,6 +38,7 @@ void write_arith_stream(const ArithStreamOptions& opt,
   SSPAN_CHECK(opt.count >= 0, "--count must be >= 0, got {}", opt.count);
   SSPAN_CHECK(opt.arith.depth_sd >= 0 && opt.arith.digits_sd >= 0,
               "--depth-sd and --digits-sd must be >= 0");
+  check_arith_options(opt.arith);
   SSPAN_CHECK(opt.min_tokens >= 0 && opt.max_tokens >= 0, "--min-tokens/--max-tokens must be >= 0");
   SSPAN_CHECK(opt.max_tokens == 0 || opt.min_tokens <= opt.max_tokens,
               "--min-tokens {} is above --max-tokens {}", opt.min_tokens, opt.max_tokens);

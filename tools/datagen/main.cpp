@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -57,6 +58,18 @@ int main(int argc, char** argv) {
   cmd_arith->add_option("--digits-mean", arith.arith.digits_mean, "mean digits per number");
   cmd_arith->add_option("--digits-sd", arith.arith.digits_sd, "sd of the digits per number")
       ->check(CLI::Range(0.0, 1.0e6));
+  std::vector<int> op_weights;
+  cmd_arith->add_option("--op-weights", op_weights, "relative weights of + - * / (default 1,1,1,1)")
+      ->delimiter(',')->expected(4);
+  std::vector<int64_t> literals, results;
+  cmd_arith->add_option("--literals", literals, "LO,HI: every literal uniform in [LO, HI] (replaces the digits draw)")
+      ->delimiter(',')->expected(2);
+  cmd_arith->add_option("--results", results, "LO,HI: every operation result lies in [LO, HI]")
+      ->delimiter(',')->expected(2);
+  cmd_arith->add_option("--side-depth-max", arith.arith.side_depth_max,
+                        "most depth of an operation's shallower operand (-1: no limit, 0: a chain)");
+  cmd_arith->add_option("--deep-left", arith.arith.deep_left,
+                        "probability that the deeper operand is the left one (default 0.5)");
   cmd_arith->add_option("--tokenizer", arith.tokenizer,
                         "tokenizer.model used by --min-tokens/--max-tokens");
   cmd_arith->add_option("--min-tokens", arith.min_tokens, "keep completions of at least N tokens")
@@ -78,6 +91,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (*cmd_arith) {
+      if (!op_weights.empty()) std::copy(op_weights.begin(), op_weights.end(), arith.arith.op_weights.begin());
+      if (!literals.empty()) arith.arith.literals = {literals[0], literals[1]};
+      if (!results.empty()) arith.arith.results = {results[0], results[1]};
       Output out(arith_out);
       if (!expr.empty()) {
         out.stream() << sspan::data::to_jsonl(sspan::data::arith_record_for(expr)) << '\n';
