@@ -20,9 +20,10 @@ namespace sspan::bench {
 namespace {
 
 struct E2eArgs {
-  std::string model_dir, data, device = "cpu", dtype = "float16", format = "md", tokenizer;
+  std::string model_dir, data, device = "cpu", dtype = "float16", kv_dtype = "auto", format = "md", tokenizer;
   std::vector<std::string> spans{"dense", "arith"};
   int batch = 48, bucket = 256, reps = 3, threads = 0, block = 64, max_context = 0, limit = 0, max_step_rows = 512;
+  int per_bucket = 0;  // most records replayed per bucket (0: all)
 };
 
 struct Cell {  // one (bucket, policy)
@@ -67,6 +68,7 @@ void run(const E2eArgs& a) {
   eo.tokenizer_file = a.tokenizer;
   eo.device = a.device;
   eo.dtype = a.dtype;
+  eo.kv_dtype = a.kv_dtype;
   eo.threads = a.threads;
   eo.max_context = ctx;
   eo.max_batch = a.batch;
@@ -75,6 +77,8 @@ void run(const E2eArgs& a) {
 
   std::map<int, std::vector<const ReplayRecord*>> buckets;
   for (const auto& r : records) buckets[int(r.completion.size()) / a.bucket].push_back(&r);
+  if (a.per_bucket > 0)  // the first records of each bucket, in file order
+    for (auto& [b, members] : buckets) members.resize(std::min(members.size(), size_t(a.per_bucket)));
 
   // Validate and warm up: one batch of the first bucket under each policy, untimed.
   {
@@ -172,6 +176,8 @@ void add_e2e_bench(CLI::App& app) {
   sub->add_option("--bucket", a->bucket, "Length bucket of the completion, in tokens")->check(CLI::PositiveNumber);
   sub->add_option("--reps", a->reps, "Timed runs of every bucket and policy")->check(CLI::PositiveNumber);
   sub->add_option("--limit", a->limit, "Only the first N records")->check(CLI::NonNegativeNumber);
+  sub->add_option("--per-bucket", a->per_bucket, "At most N records of each length bucket (0: all)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--span-block", a->block, "Span encoding block size")->check(CLI::IsMember({16, 32, 64, 128, 256}));
   sub->add_option("--max-context", a->max_context, "KV cache context (default: the longest record)")
       ->check(CLI::PositiveNumber);
@@ -180,6 +186,8 @@ void add_e2e_bench(CLI::App& app) {
   sub->add_option("--format", a->format, "md, csv or json")->check(CLI::IsMember({"md", "csv", "json"}));
   sub->add_option("--device", a->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   sub->add_option("--dtype", a->dtype, "GPU dtype")->check(CLI::IsMember({"float16", "bfloat16"}));
+  sub->add_option("--kv-dtype", a->kv_dtype, "CPU KV cache type (auto: f16 for half-precision checkpoints)")
+      ->check(CLI::IsMember({"auto", "f32", "f16", "bf16"}));
   sub->add_option("--tokenizer", a->tokenizer, "tokenizer.model (default: the model directory's)");
   sub->add_option("-t,--threads", a->threads, "CPU threads (0 = all)")->check(CLI::NonNegativeNumber);
   sub->callback([a] {

@@ -96,6 +96,18 @@ TEST(E2eCli, RunsDenseAndArithSideBySide) {
   EXPECT_THAT(r.out, HasSubstr("backend: cpu"));
 }
 
+TEST(E2eCli, PerBucketReplaysTheFirstRecordsOfEachBucket) {
+  const nlohmann::json rec = {{"prompt", kPrompt}, {"completion", kCompletion}};
+  const auto path = write_dataset("per_bucket", {rec.dump(), rec.dump(), rec.dump()});
+  const CliRun r = bench_e2e("-d " + path.string() +
+                             " --span dense --batch 2 --reps 1 --bucket 64 --per-bucket 2 --format json --kv-dtype f32");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["rows"].size(), 1u) << r.out;
+  EXPECT_EQ(j["rows"][0]["n"], 2);
+  EXPECT_NE(j["backend"].get<std::string>().find("F32 KV cache"), std::string::npos) << j["backend"];
+}
+
 TEST(E2eCli, BadInputIsAnErrorNamingTheRecordOrThePolicy) {
   const nlohmann::json good = {{"prompt", kPrompt}, {"completion", kCompletion}};
   const auto no_completion = write_dataset("nocomp", {good.dump(), R"({"prompt": "1 + 1 [0]\n"})"});
