@@ -9,7 +9,7 @@
 
 #include "cuda_test_util.h"
 #include "model/llama.h"
-#include "sspan/checkpoint_writer.h"
+#include "checkpoint_writer/checkpoint_writer.h"
 #include "sspan/engine.h"
 #include "support/test_paths.h"
 
