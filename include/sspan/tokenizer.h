@@ -11,7 +11,10 @@ namespace sspan {
 
 class Tokenizer {
  public:
+  // A SentencePiece tokenizer.model: a regular file of at most 64 MB.
   static Tokenizer load(const std::filesystem::path& model_file);
+  // The same from the file's bytes; `source` names it in errors.
+  static Tokenizer from_bytes(std::string_view model_proto, std::string_view source);
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
   ~Tokenizer();

@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "common/check.h"
+#include "io/model_files.h"
 
 namespace sspan {
 
@@ -25,20 +26,26 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
+namespace {
+constexpr size_t kMaxTokenizerBytes = size_t(64) << 20;  // LLaMA's is 0.5 MB, the largest known ~5 MB
+}  // namespace
+
 Tokenizer Tokenizer::load(const std::filesystem::path& model_file) {
   std::error_code ec;
   SSPAN_CHECK(std::filesystem::is_regular_file(model_file, ec),
               "tokenizer model {} does not exist or is not a file", model_file.string());
+  return from_bytes(io::read_regular_file(model_file, kMaxTokenizerBytes, "tokenizer model"), model_file.string());
+}
+
+Tokenizer Tokenizer::from_bytes(std::string_view model_proto, std::string_view source) {
   Tokenizer tok;
-  tok.impl_->file = model_file;
-  const auto status = tok.impl_->sp.Load(model_file.string());
-  SSPAN_CHECK(status.ok(), "tokenizer model {} could not be loaded: {}", model_file.string(),
-              status.ToString());
-  SSPAN_CHECK(tok.impl_->sp.GetPieceSize() > 0, "tokenizer model {} has no pieces",
-              model_file.string());
+  tok.impl_->file = std::string(source);
+  const auto status = tok.impl_->sp.LoadFromSerializedProto(model_proto);
+  SSPAN_CHECK(status.ok(), "tokenizer model {} could not be loaded: {}", source, status.ToString());
+  SSPAN_CHECK(tok.impl_->sp.GetPieceSize() > 0, "tokenizer model {} has no pieces", source);
   std::vector<int> sentinel;
   SSPAN_CHECK(tok.impl_->sp.Encode("\n", &sentinel).ok() && !sentinel.empty(),
-              "tokenizer model {} cannot encode a newline", model_file.string());
+              "tokenizer model {} cannot encode a newline", source);
   tok.impl_->newline_sentinel = std::move(sentinel);
   return tok;
 }
