@@ -6,10 +6,12 @@
 
 #include <fmt/format.h>
 
+#include <new>
 #include <vector>
 
 #include "common/check.h"
 #include "cpu/dot.h"
+#include "model/weight_check.h"
 
 namespace sspan {
 namespace {
@@ -41,19 +43,27 @@ LlamaModel::LlamaModel(const ModelConfig& c, const Checkpoint& ckpt, Backend& be
   };
   const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
   const int64_t q = c.q_dim(), kv = c.kv_dim();
+  const std::string src = ckpt.dir().string();
   auto weight = [&](const std::string& name, std::vector<int64_t> shape) {
     const TensorInfo& t = expect(ckpt, name, std::move(shape));
+    check_finite(t, src);
     Tensor w = be.load_weight(t);
     loaded(t);
     return w;
   };
   auto norm = [&](const std::string& name) {
     const TensorInfo& t = expect(ckpt, name, {H});
+    check_finite(t, src);
     Tensor w = load_norm(be, t);
     loaded(t);
     return w;
   };
 
+  // The layer count sizes the vector below: check the checkpoint has the last layer
+  // first, so that a config claiming 2^31 layers is an error, not a terabyte request.
+  const std::string last_layer = fmt::format("model.layers.{}.input_layernorm.weight", c.num_hidden_layers - 1);
+  SSPAN_CHECK(ckpt.find(last_layer), "{}: config.json says num_hidden_layers = {} but the checkpoint has no tensor '{}'",
+              src, c.num_hidden_layers, last_layer);
   w_.embed = weight("model.embed_tokens.weight", {V, H});
   w_.layers.resize(size_t(c.num_hidden_layers));
   for (int l = 0; l < c.num_hidden_layers; ++l) {
@@ -84,6 +94,18 @@ void LlamaModel::allocate(int max_rows, int max_logit_rows, int slots, int max_c
   const ModelConfig& c = config_;
   const int64_t R = max_rows, M = max_logit_rows;
   const DType act = backend_.act_dtype();
+  try {
+    allocate_buffers(R, M, slots, max_ctx, act);
+  } catch (const std::bad_alloc&) {
+    const MemoryPlan plan = plan_memory(c, max_rows, max_logit_rows, slots, max_ctx, act, backend_.device());
+    SSPAN_FAIL("out of host memory allocating the model's buffers: {}", plan.summary());
+  }
+  max_rows_ = max_rows;
+  max_logit_rows_ = max_logit_rows;
+}
+
+void LlamaModel::allocate_buffers(int64_t R, int64_t M, int slots, int max_ctx, DType act) {
+  const ModelConfig& c = config_;
   a_.x = backend_.alloc({R, c.hidden_size}, act);
   a_.xn = backend_.alloc({R, c.hidden_size}, act);
   a_.q = backend_.alloc({R, c.q_dim()}, act);
@@ -97,8 +119,6 @@ void LlamaModel::allocate(int max_rows, int max_logit_rows, int slots, int max_c
   a_.last = backend_.alloc({M, c.hidden_size}, act);
   a_.logits = backend_.alloc({M, c.vocab_size}, DType::F32);
   backend_.alloc_kv_cache({c.num_hidden_layers, slots, c.num_key_value_heads, max_ctx, c.head_dim});
-  max_rows_ = max_rows;
-  max_logit_rows_ = max_logit_rows;
 }
 
 void LlamaModel::forward(const StepBatch& step) {

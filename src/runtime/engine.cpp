@@ -108,8 +108,10 @@ struct Engine::Impl {
       spdlog::warn("max context {} exceeds the model's max_position_embeddings {}", max_ctx,
                    config.max_position_embeddings);
     backend = make_backend(o);
-    model = std::make_unique<LlamaModel>(config, ckpt, *backend, o.on_load_progress);
     const int rows = std::max(o.max_step_rows, o.max_batch);
+    check_memory_plan(plan_memory(config, rows, rows, o.max_batch, max_ctx, backend->act_dtype(), backend->device()),
+                      host_memory_limit(), (o.model_dir / "config.json").string());
+    model = std::make_unique<LlamaModel>(config, ckpt, *backend, o.on_load_progress);
     model->allocate(rows, rows, o.max_batch, max_ctx);
     logits.resize(size_t(rows) * size_t(config.vocab_size));
     step.reserve(size_t(rows));
