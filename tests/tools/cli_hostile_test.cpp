@@ -3,6 +3,8 @@
 // is strict, and writing a big random checkpoint streams instead of holding it in memory.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -98,6 +100,12 @@ TEST_F(HostileCli, BatchLineThatIsNotUtf8NamesTheLine) {
   EXPECT_EQ(r.out, "");
 }
 
+TEST_F(HostileCli, EndlessPromptStreamIsAnError) {
+  const ToolRun r = run_tool(generate("-f /dev/zero"));
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("prompt file '/dev/zero' is larger than 256 MB"));
+}
+
 TEST_F(HostileCli, Utf8PromptsStillWorkWithJson) {
   const auto prompt = dir_ / "utf8.txt";
   write_file(prompt, "caf\xc3\xa9 \xe2\x9c\x93\n");
@@ -129,24 +137,41 @@ TEST(BatchJsonl, RefusesWhatIsNotAPromptNamingTheLine) {
 
 // --- 12. sspan-random-model streams its tensors to the file ---
 
+// Peak resident set in MB of `argv` run as a child process (exit status in *code).
+long peak_rss_mb(std::vector<std::string> argv, int* code) {
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  EXPECT_EQ(posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ), 0) << argv[0];
+  posix_spawn_file_actions_destroy(&actions);
+  int status = 0;
+  struct rusage ru {};
+  EXPECT_EQ(::wait4(pid, &status, 0, &ru), pid);
+  *code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return ru.ru_maxrss / 1024;  // kilobytes on Linux
+}
+
 TEST(RandomModel, WritesABigCheckpointInBoundedMemory) {
   // 2 layers of hidden 2048, intermediate 5632: 103M parameters, 206 MB in fp16. Built
   // in memory this took over 600 MB (fp32 values plus the file image).
   const auto dir = test::scratch_dir("big") / "model";
-  const ToolRun r = run_tool(std::string(SSPAN_RANDOM_MODEL_BIN) + " -o " + dir.string() +
-                    " --hidden 2048 --intermediate 5632 --layers 2 --heads 16 --kv-heads 16 --dtype float16" +
-                    " --tokenizer " + shipped_tokenizer().string());
-  ASSERT_EQ(r.code, 0) << r.err;
+  int code = -1;
+  const long peak_mb = peak_rss_mb({SSPAN_RANDOM_MODEL_BIN, "-o", dir.string(), "--hidden", "2048", "--intermediate",
+                                    "5632", "--layers", "2", "--heads", "16", "--kv-heads", "16", "--dtype", "float16",
+                                    "--tokenizer", shipped_tokenizer().string()},
+                                   &code);
+  ASSERT_EQ(code, 0);
   EXPECT_GT(fs::file_size(dir / "model.safetensors"), uint64_t(200'000'000));
-  struct rusage ru {};
-  ASSERT_EQ(::getrusage(RUSAGE_CHILDREN, &ru), 0);
-  const long peak_mb = ru.ru_maxrss / 1024;  // kilobytes on Linux
 #if defined(__SANITIZE_ADDRESS__)
   const long limit_mb = 250;  // the sanitizer's shadow memory and quarantine
 #else
   const long limit_mb = 100;
 #endif
-  EXPECT_LT(peak_mb, limit_mb) << "peak resident set of the largest child process";
+  EXPECT_LT(peak_mb, limit_mb) << "peak resident set of sspan-random-model";
   RecordProperty("peak_rss_mb", int(peak_mb));
   fs::remove_all(dir);
 }

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "generate/batch_file.h"
@@ -29,11 +28,27 @@ struct Args {
   bool json_out = false, verbose = false, quiet = false;
 };
 
+// Standard input and FIFOs are fine (`-f <(cmd)`), but reading stops at a limit far above
+// any context, so `-f /dev/zero` is an error rather than a process that eats all memory.
+constexpr size_t kMaxInputBytes = size_t(256) << 20;
+
+std::string read_stream(std::istream& in, const std::string& path, const char* what) {
+  std::string text;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, size_t(in.gcount()));
+    if (text.size() > kMaxInputBytes)
+      throw sspan::Error(fmt::format("{} '{}' is larger than {} MB", what, path, kMaxInputBytes >> 20));
+  }
+  if (in.bad()) throw sspan::Error(fmt::format("reading {} '{}' failed", what, path));
+  return text;
+}
+
 std::string read_text(const std::string& path, const char* what) {
-  if (path == "-") return {std::istreambuf_iterator<char>(std::cin), {}};
+  if (path == "-") return read_stream(std::cin, path, what);
   std::ifstream f(path, std::ios::binary);
   if (!f) throw sspan::Error(fmt::format("cannot read {} '{}'", what, path));
-  return {std::istreambuf_iterator<char>(f), {}};
+  return read_stream(f, path, what);
 }
 
 // Prompts and completions are UTF-8 text: refuse other bytes before any work is done,
