@@ -40,7 +40,12 @@ Tokenizer Tokenizer::load(const std::filesystem::path& model_file) {
 Tokenizer Tokenizer::from_bytes(std::string_view model_proto, std::string_view source) {
   Tokenizer tok;
   tok.impl_->file = std::string(source);
-  const auto status = tok.impl_->sp.LoadFromSerializedProto(model_proto);
+  sentencepiece::util::Status status;
+  try {
+    status = tok.impl_->sp.LoadFromSerializedProto(model_proto);
+  } catch (const std::exception& e) {  // its trie builder throws for pieces it cannot index
+    SSPAN_FAIL("tokenizer model {} could not be loaded: {}", source, e.what());
+  }
   SSPAN_CHECK(status.ok(), "tokenizer model {} could not be loaded: {}", source, status.ToString());
   SSPAN_CHECK(tok.impl_->sp.GetPieceSize() > 0, "tokenizer model {} has no pieces", source);
   std::vector<int> sentinel;

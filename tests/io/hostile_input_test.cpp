@@ -137,6 +137,35 @@ TEST(HostileFiles, GarbageTokenizerIsAnError) {
               AllOf(HasSubstr("junk.model"), HasSubstr("could not be loaded")));
 }
 
+// A SentencePiece ModelProto, protobuf-encoded by hand: repeated field 1 of
+// {piece = 1: string, score = 2: float, type = 3: enum}.
+std::string sentencepiece_proto(const std::vector<std::pair<std::string, int>>& pieces) {
+  std::string out;
+  for (const auto& [text, type] : pieces) {
+    std::string p;
+    p.push_back('\x0a');  // piece
+    p.push_back(char(text.size()));
+    p.append(text);
+    p.append("\x15\0\0\0\0", 5);  // score 0.0
+    p.push_back('\x18');            // type
+    p.push_back(char(type));
+    out.push_back('\x0a');
+    out.push_back(char(p.size()));
+    out.append(p);
+  }
+  return out;
+}
+
+TEST(HostileFiles, TokenizerPieceTheTrieCannotHoldIsAnError) {
+  // Found by the sentencepiece fuzz target: a normal piece "\0" made the library's trie
+  // builder throw its own exception type out of Tokenizer::from_bytes.
+  const std::string proto = sentencepiece_proto({{"<unk>", 2}, {"<s>", 3}, {"</s>", 3}, {"a", 1}, {std::string(1, '\0'), 1}});
+  EXPECT_THAT(error_of([&] { Tokenizer::from_bytes(proto, "nul.model"); }),
+              AllOf(HasSubstr("nul.model"), HasSubstr("could not be loaded"), HasSubstr("zero-length key")));
+  // The same model without that piece loads.
+  EXPECT_NO_THROW(Tokenizer::from_bytes(sentencepiece_proto({{"<unk>", 2}, {"<s>", 3}, {"</s>", 3}, {"a", 1}}), "ok"));
+}
+
 // --- 4. sizes whose products overflow ---
 
 TEST(HostileConfig, HeadProductsMustFitAnInt) {
