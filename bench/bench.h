@@ -14,6 +14,7 @@ double host_read_bandwidth_gbs(int threads);
 
 void add_decode_bench(CLI::App& app);  // bench_decode.cpp: end-to-end decode tokens/s
 void add_span_bench(CLI::App& app);    // bench_span.cpp: span state + blocked encoding cost
+void add_soak_bench(CLI::App& app);    // bench_soak.cpp: memory over many generate() calls
 #ifdef SSPAN_WITH_CUDA
 void add_kernel_bench(CLI::App& app);  // bench_kernel.cu: the paper's Figure 9 kernel sweep
 #endif

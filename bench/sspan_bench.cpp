@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   sspan::bench::add_decode_bench(app);
   sspan::bench::add_span_bench(app);
+  sspan::bench::add_soak_bench(app);
 #ifdef SSPAN_WITH_CUDA
   sspan::bench::add_kernel_bench(app);
 #endif
