@@ -156,16 +156,16 @@ long peak_rss_mb(std::vector<std::string> argv, int* code) {
 }
 
 TEST(RandomModel, WritesABigCheckpointInBoundedMemory) {
-  // 2 layers of hidden 2048, intermediate 5632: 103M parameters, 206 MB in fp16. Built
-  // in memory this took over 600 MB (fp32 values plus the file image).
+  // One layer of hidden 2048, intermediate 5632: 52M parameters, 104 MB in fp16. Built
+  // in memory this took over 300 MB (fp32 values plus the file image).
   const auto dir = test::scratch_dir("big") / "model";
   int code = -1;
   const long peak_mb = peak_rss_mb({SSPAN_RANDOM_MODEL_BIN, "-o", dir.string(), "--hidden", "2048", "--intermediate",
-                                    "5632", "--layers", "2", "--heads", "16", "--kv-heads", "16", "--dtype", "float16",
+                                    "5632", "--layers", "1", "--heads", "16", "--kv-heads", "16", "--dtype", "float16",
                                     "--tokenizer", shipped_tokenizer().string()},
                                    &code);
   ASSERT_EQ(code, 0);
-  EXPECT_GT(fs::file_size(dir / "model.safetensors"), uint64_t(200'000'000));
+  EXPECT_GT(fs::file_size(dir / "model.safetensors"), uint64_t(100'000'000));
 #if defined(__SANITIZE_ADDRESS__)
   const long limit_mb = 250;  // the sanitizer's shadow memory and quarantine
 #else
