@@ -13,13 +13,13 @@ namespace {
 template <class Bits, Bits kExponent>
 bool any_non_finite(const std::byte* data, int64_t begin, int64_t end) {
   const auto* p = reinterpret_cast<const unsigned char*>(data);
-  bool bad = false;
+  unsigned bad = 0;  // an unsigned accumulator vectorises; a bool one did not (2.4x slower)
   for (int64_t i = begin; i < end; ++i) {  // memcpy: weights need not be aligned
     Bits b;
     std::memcpy(&b, p + size_t(i) * sizeof(Bits), sizeof(Bits));
-    bad |= (b & kExponent) == kExponent;
+    bad |= unsigned((b & kExponent) == kExponent);
   }
-  return bad;
+  return bad != 0;
 }
 
 bool any_non_finite(const TensorInfo& t, int64_t begin, int64_t end) {
@@ -33,24 +33,36 @@ bool any_non_finite(const TensorInfo& t, int64_t begin, int64_t end) {
 
 }  // namespace
 
-int64_t find_non_finite(const TensorInfo& t) {
-  const int64_t n = t.numel();
-  constexpr int64_t kChunk = int64_t(1) << 16;
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<char> bad(size_t(chunks), 0);
-#pragma omp parallel for schedule(static) if (chunks > 8)
-  for (int64_t c = 0; c < chunks; ++c) bad[size_t(c)] = any_non_finite(t, c * kChunk, std::min(n, (c + 1) * kChunk));
+NonFinite find_non_finite(std::span<const TensorInfo* const> tensors) {
+  // Work items of up to kChunk elements over all tensors, in order.
+  constexpr int64_t kChunk = int64_t(1) << 18;
+  struct Item {
+    size_t tensor;
+    int64_t begin, end;
+  };
+  std::vector<Item> items;
+  for (size_t k = 0; k < tensors.size(); ++k)
+    for (int64_t b = 0, n = tensors[k]->numel(); b < n; b += kChunk) items.push_back({k, b, std::min(n, b + kChunk)});
+  std::vector<char> bad(items.size(), 0);
+  const auto n_items = int64_t(items.size());
+#pragma omp parallel for schedule(dynamic, 4) if (n_items > 8)
+  for (int64_t i = 0; i < n_items; ++i) {
+    const Item& it = items[size_t(i)];
+    bad[size_t(i)] = any_non_finite(*tensors[it.tensor], it.begin, it.end);
+  }
   const auto first = std::find(bad.begin(), bad.end(), 1);
-  if (first == bad.end()) return -1;
-  const int64_t begin = int64_t(first - bad.begin()) * kChunk;
-  for (int64_t i = begin;; ++i)
-    if (any_non_finite(t, i, i + 1)) return i;
+  if (first == bad.end()) return {};
+  const Item& it = items[size_t(first - bad.begin())];
+  for (int64_t i = it.begin;; ++i)
+    if (any_non_finite(*tensors[it.tensor], i, i + 1)) return {int64_t(it.tensor), i};
 }
 
-void check_finite(const TensorInfo& t, std::string_view source) {
-  const int64_t i = find_non_finite(t);
-  SSPAN_CHECK(i < 0, "{}: tensor '{}' holds a NaN or Inf (element {} of {}); the checkpoint is damaged", source,
-              t.name, i, t.numel());
+void check_finite(std::span<const TensorInfo* const> tensors, std::string_view source) {
+  const NonFinite f = find_non_finite(tensors);
+  if (f.tensor < 0) return;
+  const TensorInfo& t = *tensors[size_t(f.tensor)];
+  SSPAN_FAIL("{}: tensor '{}' holds a NaN or Inf (element {} of {}); the checkpoint is damaged", source, t.name,
+             f.element, t.numel());
 }
 
 }  // namespace sspan

@@ -160,21 +160,32 @@ TEST(HostileModel, NonFiniteWeightsAreRefusedNamingTheTensor) {
 }
 
 TEST(HostileModel, FindNonFiniteLooksAtEveryElement) {
-  // Several parallel chunks; the bad element last, then first.
-  std::vector<float> v(size_t(1) << 20, 0.5f);
-  TensorInfo t;
-  t.name = "w";
-  t.dtype = DType::F32;
-  t.shape = {int64_t(v.size())};
-  t.nbytes = v.size() * 4;
-  t.data = reinterpret_cast<const std::byte*>(v.data());
-  EXPECT_EQ(find_non_finite(t), -1);
-  v.back() = std::numeric_limits<float>::infinity();
-  EXPECT_EQ(find_non_finite(t), int64_t(v.size()) - 1);
-  v.front() = std::numeric_limits<float>::quiet_NaN();
-  EXPECT_EQ(find_non_finite(t), 0);
-  v.front() = std::numeric_limits<float>::max();  // large but finite
-  EXPECT_EQ(find_non_finite(t), int64_t(v.size()) - 1);
+  // Several parallel chunks over two tensors; the bad element last, then first.
+  std::vector<float> a(size_t(1) << 20, 0.5f), b(1000, -2.f);
+  auto info = [](const std::string& name, std::vector<float>& v) {
+    TensorInfo t;
+    t.name = name;
+    t.dtype = DType::F32;
+    t.shape = {int64_t(v.size())};
+    t.nbytes = v.size() * 4;
+    t.data = reinterpret_cast<const std::byte*>(v.data());
+    return t;
+  };
+  const TensorInfo ta = info("a", a), tb = info("b", b);
+  const std::vector<const TensorInfo*> both = {&ta, &tb};
+  auto found = [&] {
+    const NonFinite f = find_non_finite(both);
+    return std::pair(f.tensor, f.element);
+  };
+  EXPECT_EQ(found(), std::pair(int64_t(-1), int64_t(-1)));
+  b.back() = -std::numeric_limits<float>::infinity();
+  EXPECT_EQ(found(), std::pair(int64_t(1), int64_t(999)));
+  a.back() = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(found(), std::pair(int64_t(0), int64_t(a.size()) - 1));
+  a.front() = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(found(), std::pair(int64_t(0), int64_t(0)));
+  a.front() = std::numeric_limits<float>::max();  // large but finite
+  EXPECT_EQ(found(), std::pair(int64_t(0), int64_t(a.size()) - 1));
 }
 
 }  // namespace
