@@ -1,8 +1,14 @@
-// sspan-bench kernel: the paper's Figure 9 sweep of decode attention on LLaMA-7B shapes.
-// For every (context, cluster size): our block-sparse kernel over spans that keep a
-// fraction of the context in clusters, the same kernel with a full span (dense), and the
-// HF-style baseline (kernel_baseline.h). Each configuration is validated against the CPU
-// reference on a few rows before it is timed; a failed validation aborts the sweep.
+// sspan-bench kernel: the paper's Figure 9 sweep of decode attention, on LLaMA-7B shapes
+// (32 query over 32 KV heads) and the GQA shapes of LLaMA-3-8B (32/8) and -70B (64/8).
+// For every (head shape, context, cluster size) and every launch variant of our kernel
+// (2 or 4 warps per CTA, scalar or tensor-core math): the block-sparse kernel over spans
+// that keep a fraction of the context in clusters, the same kernel with a full span
+// (dense), and the HF-style baseline (kernel_baseline.h). Every variant is validated
+// against the CPU reference, every element, before it is timed; a failed validation
+// aborts the sweep. Figures: µs, GB/s of the K/V bytes the span needs, that as % of the
+// device-to-device copy bandwidth measured in the same run, and the ratios. The variant
+// the backend would choose for the device (src/cuda/kernel_config.h) is marked, and the
+// measured best is summarised per head shape: the measured side of that choice.
 //
 // Span of a row at position t = L - 1: [0, t) is cut into aligned clusters of c tokens
 // and `keep` of them, drawn at random, are attended; the dense tail is the current token.
@@ -13,6 +19,7 @@
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <map>
 #include <numeric>
 #include <random>
 #include <string>
@@ -22,6 +29,7 @@
 #include "cpu/ops.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_buffer.h"
+#include "cuda/kernel_config.h"
 #include "dtype_traits.cuh"
 #include "kernel_baseline.h"
 #include "sparse_decode_attention.h"
@@ -37,6 +45,7 @@
 namespace sspan::bench {
 namespace {
 
+using cuda::DecodeMath;
 using cuda::DeviceBuffer;
 
 std::string strf(const char* f, ...) {
@@ -48,13 +57,25 @@ std::string strf(const char* f, ...) {
   return buf;
 }
 
+struct HeadShape {
+  int q_heads = 32, kv_heads = 32;
+  std::string name() const { return strf("%d/%d", q_heads, kv_heads); }
+};
+
+struct Variant {
+  int warps = 4;
+  DecodeMath math = DecodeMath::Scalar;
+  std::string name() const { return strf("%s-w%d", cuda::decode_math_name(math), warps); }
+};
+
 struct Options {
   int batch = 64;
+  std::vector<std::string> heads{"32/32", "32/8", "64/8"};
   std::vector<int> contexts{1024, 2048, 4096, 8192};
   std::vector<int> clusters{16, 32, 64, 128, 256};
+  std::vector<std::string> variants{"all"};
   double keep = 0.5;
   int block_size = 64;
-  int heads = 32;
   int head_dim = 128;
   std::string dtype = "f16";
   int iters = 50;
@@ -66,11 +87,46 @@ struct Options {
 };
 
 struct Result {
+  std::string heads, variant;
+  bool chosen = false;  // the backend's choice for this device and group
   int context = 0, cluster = 0;
   double kept = 0;                            // attended fraction of the context
   double us_sparse = 0, us_dense = 0, us_base = 0;
   double bytes_sparse = 0, bytes_dense = 0;   // K/V bytes that must be read
 };
+
+HeadShape parse_heads(const std::string& s) {
+  HeadShape h;
+  const size_t slash = s.find('/');
+  try {
+    if (slash == std::string::npos) throw std::invalid_argument(s);
+    h.q_heads = std::stoi(s.substr(0, slash));
+    h.kv_heads = std::stoi(s.substr(slash + 1));
+  } catch (const std::exception&) {
+    throw Error("sspan-bench kernel: --heads wants QUERY/KV pairs such as 32/8, got '" + s + "'");
+  }
+  if (h.q_heads < 1 || h.kv_heads < 1 || h.q_heads % h.kv_heads != 0 || h.q_heads / h.kv_heads > 8)
+    throw Error("sspan-bench kernel: heads " + s + ": the KV heads must divide the query heads, in groups of <= 8");
+  return h;
+}
+
+std::vector<Variant> parse_variants(const std::vector<std::string>& names) {
+  const std::vector<Variant> all{{4, DecodeMath::Scalar}, {2, DecodeMath::Scalar}, {4, DecodeMath::TensorCore},
+                                 {2, DecodeMath::TensorCore}};
+  std::vector<Variant> out;
+  for (const std::string& n : names) {
+    if (n == "all") return all;
+    bool found = false;
+    for (const Variant& v : all)
+      if (v.name() == n) {
+        out.push_back(v);
+        found = true;
+      }
+    if (!found)
+      throw Error("sspan-bench kernel: unknown variant '" + n + "' (all, scalar-w4, scalar-w2, mma-w4, mma-w2)");
+  }
+  return out;
+}
 
 // Deterministic pseudo-random values in [-1, 1] from a hash of the index.
 template <class T>
@@ -94,22 +150,29 @@ void fill_random(DType dtype, void* out, int64_t count, uint32_t seed, cudaStrea
   SSPAN_CUDA_CHECK_LAUNCH("fill_random_kernel");
 }
 
-std::vector<float> download_floats(DType dtype, const void* src, size_t count) {
+// Copies on the sweep's stream, complete on return (pageable host memory).
+void to_device(void* dst, const void* src, size_t bytes, cudaStream_t stream) {
+  SSPAN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream));
+  SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+std::vector<float> download_floats(DType dtype, const void* src, size_t count, cudaStream_t stream) {
   std::vector<uint16_t> bits(count);
-  SSPAN_CUDA_CHECK(cudaMemcpy(bits.data(), src, count * 2, cudaMemcpyDeviceToHost));
+  SSPAN_CUDA_CHECK(cudaMemcpyAsync(bits.data(), src, count * 2, cudaMemcpyDeviceToHost, stream));
+  SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream));
   std::vector<float> out(count);
   for (size_t i = 0; i < count; ++i) out[i] = dtype == DType::F16 ? half_to_float(bits[i]) : bf16_to_float(bits[i]);
   return out;
 }
 
 template <class F>
-double median_us(const Options& o, cudaStream_t stream, F&& launch) {
-  for (int i = 0; i < o.warmup; ++i) launch();
+double median_us(int warmup, int iters, cudaStream_t stream, F&& launch) {
+  for (int i = 0; i < warmup; ++i) launch();
   cudaEvent_t a, b;
   SSPAN_CUDA_CHECK(cudaEventCreate(&a));
   SSPAN_CUDA_CHECK(cudaEventCreate(&b));
   std::vector<double> us;
-  for (int i = 0; i < o.iters; ++i) {
+  for (int i = 0; i < iters; ++i) {
     SSPAN_CUDA_CHECK(cudaEventRecord(a, stream));
     launch();
     SSPAN_CUDA_CHECK(cudaEventRecord(b, stream));
@@ -122,20 +185,6 @@ double median_us(const Options& o, cudaStream_t stream, F&& launch) {
   cudaEventDestroy(b);
   std::nth_element(us.begin(), us.begin() + us.size() / 2, us.end());
   return us[us.size() / 2];
-}
-
-// Device-to-device copy bandwidth in GB/s, counting bytes read plus bytes written.
-double copy_bandwidth_gbs(cudaStream_t stream) {
-  const size_t bytes = size_t(1) << 30;
-  DeviceBuffer src(bytes, "copy bandwidth source"), dst(bytes, "copy bandwidth destination");
-  SSPAN_CUDA_CHECK(cudaMemsetAsync(src.get(), 1, bytes, stream));
-  Options o;
-  o.warmup = 2;
-  o.iters = 10;
-  const double us = median_us(o, stream, [&] {
-    SSPAN_CUDA_CHECK(cudaMemcpyAsync(dst.get(), src.get(), bytes, cudaMemcpyDeviceToDevice, stream));
-  });
-  return 2.0 * double(bytes) / (us * 1e3);
 }
 
 // Row r at t = L - 1 with `keep` of its aligned clusters of [0, t) attended.
@@ -171,14 +220,15 @@ SpanBatch dense_spans(const Options& o, int length) {
 struct DeviceSpan {
   DeviceBuffer indptr, ids, masks, tail, pos, slot;
   template <class T>
-  static DeviceBuffer copy(const std::vector<T>& v, const char* what) {
+  static DeviceBuffer copy(const std::vector<T>& v, const char* what, cudaStream_t stream) {
     DeviceBuffer b(std::max<size_t>(1, v.size()) * sizeof(T), what);
-    if (!v.empty()) SSPAN_CUDA_CHECK(cudaMemcpy(b.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+    if (!v.empty()) to_device(b.get(), v.data(), v.size() * sizeof(T), stream);
     return b;
   }
-  DeviceSpan(const SpanBatch& sb, const std::vector<int32_t>& slots)
-      : indptr(copy(sb.indptr, "indptr")), ids(copy(sb.block_ids, "block ids")), masks(copy(sb.masks, "masks")),
-        tail(copy(sb.tail_start, "tail starts")), pos(copy(sb.pos, "positions")), slot(copy(slots, "slots")) {}
+  DeviceSpan(const SpanBatch& sb, const std::vector<int32_t>& slots, cudaStream_t s)
+      : indptr(copy(sb.indptr, "indptr", s)), ids(copy(sb.block_ids, "block ids", s)),
+        masks(copy(sb.masks, "masks", s)), tail(copy(sb.tail_start, "tail starts", s)),
+        pos(copy(sb.pos, "positions", s)), slot(copy(slots, "slots", s)) {}
   void fill(kernels::SparseDecodeParams& p, const SpanBatch& sb) const {
     p.indptr = indptr.as<int32_t>();
     p.block_ids = ids.as<int32_t>();
@@ -208,38 +258,49 @@ SpanBatch select_rows(const SpanBatch& span, const std::vector<int>& rows) {
   return out;
 }
 
-double rel_error(const std::vector<float>& out, const std::vector<float>& ref) {
-  double num = 0, den = 0;
+// The largest |out - ref| / (|ref| + rms(ref)) over the elements (infinite for a NaN), the
+// rule of the CUDA tests: within `tol` means every element is.
+double worst_element_error(const std::vector<float>& out, const std::vector<float>& ref) {
+  double sum_sq = 0;
+  for (float r : ref) sum_sq += double(r) * r;
+  const double rms = std::sqrt(sum_sq / double(std::max<size_t>(1, ref.size())));
+  double worst = 0;
   for (size_t i = 0; i < out.size(); ++i) {
     if (!std::isfinite(out[i])) return INFINITY;
-    num += (double(out[i]) - ref[i]) * (double(out[i]) - ref[i]);
-    den += double(ref[i]) * ref[i];
+    worst = std::max(worst, std::abs(double(out[i]) - ref[i]) / (std::abs(double(ref[i])) + rms + 1e-30));
   }
-  return std::sqrt(num / std::max(den, 1e-30));
+  return worst;
 }
 
 class Sweep {
  public:
-  explicit Sweep(const Options& o) : o_(o) {
-    require(o.batch >= 1 && o.iters >= 1 && o.keep > 0 && o.keep <= 1, "bad --batch/--iters/--keep");
+  explicit Sweep(const Options& o) : o_(o), variants_(parse_variants(o.variants)) {
+    require(o.batch >= 1 && o.iters >= 1 && o.warmup >= 0 && o.keep > 0 && o.keep <= 1, "bad --batch/--iters/--keep");
     require(o.dtype == "f16" || o.dtype == "bf16", "--dtype must be f16 or bf16");
+    require(cuda::head_dim_supported(o.head_dim), "--head-dim must be 32, 48, 64, 80, 96 or 128");
+    for (const std::string& h : o.heads) shapes_.push_back(parse_heads(h));
     dtype_ = o.dtype == "f16" ? DType::F16 : DType::BF16;
     SSPAN_CUDA_CHECK(cudaSetDevice(o.device));
     SSPAN_CUDA_CHECK(cudaGetDeviceProperties(&prop_, o.device));
     SSPAN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     SSPAN_CUBLAS_CHECK(cublasCreate(&cublas_));
+    limits_ = {prop_.multiProcessorCount, int(prop_.sharedMemPerBlockOptin), int(prop_.sharedMemPerMultiprocessor),
+               int(prop_.reservedSharedMemPerBlock), prop_.maxBlocksPerMultiProcessor};
     max_ctx_ = *std::max_element(o.contexts.begin(), o.contexts.end());
-    const size_t elem = 2;
-    const int64_t cache = int64_t(o.batch) * o.heads * max_ctx_ * o.head_dim;
-    k_ = DeviceBuffer(size_t(cache) * elem, "benchmark keys");
-    v_ = DeviceBuffer(size_t(cache) * elem, "benchmark values");
-    const int64_t qn = int64_t(o.batch) * o.heads * o.head_dim;
-    q_ = DeviceBuffer(size_t(qn) * elem, "queries");
-    for (DeviceBuffer* b : {&out_sparse_, &out_dense_, &out_base_}) *b = DeviceBuffer(size_t(qn) * elem, "outputs");
-    scores_ = DeviceBuffer(size_t(o.batch) * o.heads * max_ctx_ * elem, "baseline scores");
+    int max_q = 1, max_kv = 1;
+    for (const HeadShape& h : shapes_) {
+      max_q = std::max(max_q, h.q_heads);
+      max_kv = std::max(max_kv, h.kv_heads);
+    }
+    const int64_t cache = int64_t(o.batch) * max_kv * max_ctx_ * o.head_dim;
+    k_ = DeviceBuffer(size_t(cache) * 2, "benchmark keys");
+    v_ = DeviceBuffer(size_t(cache) * 2, "benchmark values");
+    const int64_t qn = int64_t(o.batch) * max_q * o.head_dim;
+    q_ = DeviceBuffer(size_t(qn) * 2, "queries");
+    for (DeviceBuffer* b : {&out_sparse_, &out_dense_, &out_base_}) *b = DeviceBuffer(size_t(qn) * 2, "outputs");
+    scores_ = DeviceBuffer(size_t(o.batch) * max_q * max_ctx_ * 2, "baseline scores");
     mask_ = DeviceBuffer(size_t(o.batch) * max_ctx_, "baseline mask");
-    splits_ = kernels::choose_decode_splits(o.batch, o.heads, prop_.multiProcessorCount, 64);
-    const int64_t states = int64_t(o.batch) * o.heads * splits_;
+    const int64_t states = int64_t(o.batch) * max_q * cuda::kMaxDecodeSplits;
     part_o_ = DeviceBuffer(size_t(states) * o.head_dim * 4, "split outputs");
     part_m_ = DeviceBuffer(size_t(states) * 4, "split maxima");
     part_d_ = DeviceBuffer(size_t(states) * 4, "split sums");
@@ -247,7 +308,10 @@ class Sweep {
     fill_random(dtype_, v_.get(), cache, o.seed * 3 + 2, stream_);
     fill_random(dtype_, q_.get(), qn, o.seed * 3 + 3, stream_);
     SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    copy_gbs_ = copy_bandwidth_gbs(stream_);
+    copy_gbs_ = device_copy_bandwidth_gbs(o.device);
+    for (const Variant& v : variants_)
+      ctas_per_sm_[v.warps] = kernels::sparse_decode_ctas_per_sm(dtype_, o.head_dim, v.warps);
+    chosen_warps_ = cuda::choose_decode_warps(limits_, o.head_dim, 2);
   }
   ~Sweep() {
     if (cublas_) cublasDestroy(cublas_);
@@ -259,40 +323,58 @@ class Sweep {
     std::vector<Result> results;
     std::vector<int32_t> slots(size_t(o_.batch));
     std::iota(slots.begin(), slots.end(), 0);
-    for (int length : o_.contexts)
-      for (int cluster : o_.clusters) {
-        const SpanBatch sparse = sparse_spans(o_, length, cluster, rng);
+    for (const HeadShape& shape : shapes_)
+      for (int length : o_.contexts) {
+        // Dense and baseline do not depend on the cluster size: timed once per context.
         const SpanBatch dense = dense_spans(o_, length);
-        const DeviceSpan sparse_dev(sparse, slots), dense_dev(dense, slots);
-        upload_mask(sparse, length);
-        auto p_sparse = params(length, out_sparse_), p_dense = params(length, out_dense_);
-        sparse_dev.fill(p_sparse, sparse);
-        dense_dev.fill(p_dense, dense);
+        const DeviceSpan dense_dev(dense, slots, stream_);
+        std::vector<double> us_dense;
+        for (const Variant& v : variants_) {
+          auto p = params(shape, v, dense, out_dense_);
+          dense_dev.fill(p, dense);
+          auto run_dense = [&] { kernels::launch_sparse_decode_attention(p, dtype_, stream_); };
+          run_dense();
+          validate(shape, dense, out_dense_, length, 0, "dense " + v.name());
+          us_dense.push_back(median_us(o_.warmup, o_.iters, stream_, run_dense));
+        }
+        const SpanBatch first_sparse = sparse_spans(o_, length, o_.clusters.front(), rng);
+        upload_mask(first_sparse, length);
         BaselineAttention base{q_.get(), k_.get(), v_.get(), mask_.as<uint8_t>(), scores_.get(), out_base_.get(),
-                               o_.batch, o_.heads, o_.head_dim, max_ctx_, length};
-        auto run_sparse = [&] { kernels::launch_sparse_decode_attention(p_sparse, dtype_, stream_); };
-        auto run_dense = [&] { kernels::launch_sparse_decode_attention(p_dense, dtype_, stream_); };
+                               o_.batch, shape.q_heads, shape.kv_heads, o_.head_dim, max_ctx_, length};
         auto run_base = [&] { run_baseline_attention(base, dtype_, cublas_, stream_); };
-
-        run_sparse();
-        run_dense();
         run_base();
-        SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
-        validate(sparse, dense, length, cluster);
+        validate(shape, first_sparse, out_base_, length, o_.clusters.front(), "the baseline");
+        const double us_base = median_us(o_.warmup, o_.iters, stream_, run_base);
 
-        Result r;
-        r.context = length;
-        r.cluster = cluster;
-        int64_t attended = 0;
-        for (int row = 0; row < o_.batch; ++row) attended += sparse.row_count(row);
-        r.kept = double(attended) / (double(o_.batch) * length);
-        const double row_bytes = double(o_.heads) * o_.head_dim * 2 * 2;  // K and V, one position
-        r.bytes_sparse = double(attended) * row_bytes;
-        r.bytes_dense = double(o_.batch) * length * row_bytes;
-        r.us_sparse = median_us(o_, stream_, run_sparse);
-        r.us_dense = median_us(o_, stream_, run_dense);
-        r.us_base = median_us(o_, stream_, run_base);
-        results.push_back(r);
+        for (int cluster : o_.clusters) {
+          const SpanBatch sparse =
+              cluster == o_.clusters.front() ? first_sparse : sparse_spans(o_, length, cluster, rng);
+          const DeviceSpan sparse_dev(sparse, slots, stream_);
+          int64_t attended = 0;
+          for (int row = 0; row < o_.batch; ++row) attended += sparse.row_count(row);
+          const double pos_bytes = double(shape.kv_heads) * o_.head_dim * 2 * 2;  // K and V of one position
+          for (size_t vi = 0; vi < variants_.size(); ++vi) {
+            const Variant& v = variants_[vi];
+            auto p = params(shape, v, sparse, out_sparse_);
+            sparse_dev.fill(p, sparse);
+            auto run_sparse = [&] { kernels::launch_sparse_decode_attention(p, dtype_, stream_); };
+            run_sparse();
+            validate(shape, sparse, out_sparse_, length, cluster, "sparse " + v.name());
+            Result r;
+            r.heads = shape.name();
+            r.variant = v.name();
+            r.chosen = v.warps == chosen_warps_ && v.math == cuda::choose_decode_math(shape.q_heads / shape.kv_heads);
+            r.context = length;
+            r.cluster = cluster;
+            r.kept = double(attended) / (double(o_.batch) * length);
+            r.bytes_sparse = double(attended) * pos_bytes;
+            r.bytes_dense = double(o_.batch) * length * pos_bytes;
+            r.us_sparse = median_us(o_.warmup, o_.iters, stream_, run_sparse);
+            r.us_dense = us_dense[vi];
+            r.us_base = us_base;
+            results.push_back(r);
+          }
+        }
       }
     return results;
   }
@@ -309,10 +391,16 @@ class Sweep {
 #ifdef __CUDA_ARCH_LIST__
     s += strf(" | arch list %s", SSPAN_STRINGIFY(__CUDA_ARCH_LIST__));
 #endif
-    s += strf("\ndevice: %s | %d SMs | memory clock %.0f MHz, %d-bit bus | copy bandwidth %.1f GB/s (read+write)",
-              prop_.name, prop_.multiProcessorCount, mem_clock_khz / 1e3, bus_bits, copy_gbs_);
-    s += strf("\nshape: batch %d, %d heads, head_dim %d, %s, block size %d, keep %.2f, %d splits, median of %d after %d warm-up",
-              o_.batch, o_.heads, o_.head_dim, o_.dtype.c_str(), o_.block_size, o_.keep, splits_, o_.iters, o_.warmup);
+    s += strf("\ndevice: %s | %d SMs | memory clock %.0f MHz, %d-bit bus | copy bandwidth %.1f GB/s (read+write) | "
+              "shared memory %d B per block (opt-in), %d B per SM",
+              prop_.name, prop_.multiProcessorCount, mem_clock_khz / 1e3, bus_bits, copy_gbs_,
+              limits_.max_smem_per_block_optin, limits_.max_smem_per_sm);
+    std::string occupancy;
+    for (const auto& [warps, n] : ctas_per_sm_) occupancy += strf(" %d warps: %d CTAs/SM;", warps, n);
+    s += strf("\nshape: batch %d, head_dim %d, %s, block size %d, keep %.2f, median of %d after %d warm-up | "
+              "occupancy:%s backend choice: %d warps, mma for groups >= 4 (marked *)",
+              o_.batch, o_.head_dim, o_.dtype.c_str(), o_.block_size, o_.keep, o_.iters, o_.warmup, occupancy.c_str(),
+              chosen_warps_);
     return s;
   }
 
@@ -323,26 +411,38 @@ class Sweep {
     if (!ok) throw Error(std::string("sspan-bench kernel: ") + what);
   }
 
-  kernels::SparseDecodeParams params(int length, DeviceBuffer& out) {
+  kernels::SparseDecodeParams params(const HeadShape& shape, const Variant& v, const SpanBatch& span,
+                                     DeviceBuffer& out) const {
     kernels::SparseDecodeParams p;
     p.q = q_.get();
     p.k_cache = k_.get();
     p.v_cache = v_.get();
-    p.q_row_stride = p.out_row_stride = int64_t(o_.heads) * o_.head_dim;
+    p.q_row_stride = p.out_row_stride = int64_t(shape.q_heads) * o_.head_dim;
     p.cache_head_stride = int64_t(max_ctx_) * o_.head_dim;
-    p.cache_slot_stride = p.cache_head_stride * o_.heads;
+    p.cache_slot_stride = p.cache_head_stride * shape.kv_heads;
     p.max_ctx = max_ctx_;
     p.out = out.get();
     p.part_o = part_o_.as<float>();
     p.part_m = part_m_.as<float>();
     p.part_d = part_d_.as<float>();
     p.rows = o_.batch;
-    p.q_heads = p.kv_heads = o_.heads;
+    p.q_heads = shape.q_heads;
+    p.kv_heads = shape.kv_heads;
     p.head_dim = o_.head_dim;
     p.block_size = o_.block_size;
-    p.splits = splits_;
     p.scale = 1.f / std::sqrt(float(o_.head_dim));
-    (void)length;
+    p.warps = v.warps;
+    p.math = v.math;
+    // Splits as the backend chooses them (occupancy of this variant, wave efficiency).
+    const int items_per_block = std::max(1, o_.block_size / cuda::kDecodeTileTokens);
+    int max_items = 0;
+    for (int r = 0; r < span.rows(); ++r) {
+      const int tail = span.pos[size_t(r)] - span.tail_start[size_t(r)] + 1;
+      max_items = std::max(max_items, (span.indptr[size_t(r) + 1] - span.indptr[size_t(r)]) * items_per_block +
+                                          (tail + cuda::kDecodeTileTokens - 1) / cuda::kDecodeTileTokens);
+    }
+    p.splits = cuda::choose_decode_splits({o_.batch * shape.kv_heads, limits_.sm_count * ctas_per_sm_.at(v.warps),
+                                           max_items, cuda::kMaxDecodeSplits});
     return p;
   }
 
@@ -351,66 +451,117 @@ class Sweep {
     for (int r = 0; r < o_.batch; ++r)
       for (const PosRange& pr : sb.row_ranges(r))
         std::fill(mask.begin() + ptrdiff_t(r) * length + pr.begin, mask.begin() + ptrdiff_t(r) * length + pr.end, 1);
-    SSPAN_CUDA_CHECK(cudaMemcpy(mask_.get(), mask.data(), mask.size(), cudaMemcpyHostToDevice));
+    to_device(mask_.get(), mask.data(), mask.size(), stream_);
   }
 
-  // Sparse and baseline against the CPU span attention, dense against the CPU dense
-  // attention, on the first and last rows (all heads).
-  void validate(const SpanBatch& sparse, const SpanBatch& dense, int length, int cluster) {
+  // Rows checked against the CPU: the first, the last and validate_rows - 2 more.
+  std::vector<int> validated_rows() const {
     std::vector<int> rows{0};
     if (o_.batch > 1) rows.push_back(o_.batch - 1);
     for (int i = 2; i < o_.validate_rows && i < o_.batch; ++i) rows.push_back(i * o_.batch / o_.validate_rows);
-    const double tol = dtype_ == DType::BF16 ? 1e-2 : 2e-3;
-    const int64_t slot_elems = int64_t(o_.heads) * max_ctx_ * o_.head_dim;
-    const int64_t row_elems = int64_t(o_.heads) * o_.head_dim;
-    for (int r : rows) {
-      const size_t off = size_t(r) * size_t(slot_elems) * 2;
-      const std::vector<float> k = download_floats(dtype_, k_.as<char>() + off, size_t(slot_elems));
-      const std::vector<float> v = download_floats(dtype_, v_.as<char>() + off, size_t(slot_elems));
-      const std::vector<float> q = download_floats(dtype_, q_.as<char>() + size_t(r) * row_elems * 2, size_t(row_elems));
-      const cpu::KvLayerView kv{k.data(), v.data(), 1, o_.heads, max_ctx_, o_.head_dim};
+    return rows;
+  }
+
+  // Host copies of the validated rows' K/V and q, downloaded once per head shape.
+  struct HostRow {
+    std::vector<float> k, v, q;
+  };
+  const HostRow& host_row(const HeadShape& shape, int r) {
+    auto& cached = host_rows_[shape.name()];
+    auto it = cached.find(r);
+    if (it != cached.end()) return it->second;
+    const int64_t slot_elems = int64_t(shape.kv_heads) * max_ctx_ * o_.head_dim;
+    const int64_t row_elems = int64_t(shape.q_heads) * o_.head_dim;
+    const size_t off = size_t(r) * size_t(slot_elems) * 2;
+    HostRow h;
+    h.k = download_floats(dtype_, k_.as<char>() + off, size_t(slot_elems), stream_);
+    h.v = download_floats(dtype_, v_.as<char>() + off, size_t(slot_elems), stream_);
+    h.q = download_floats(dtype_, q_.as<char>() + size_t(r) * row_elems * 2, size_t(row_elems), stream_);
+    return cached.emplace(r, std::move(h)).first->second;
+  }
+
+  // `out` against the CPU span attention over `span` on the validated rows (all heads),
+  // every element within the dtype's tolerance.
+  void validate(const HeadShape& shape, const SpanBatch& span, const DeviceBuffer& out, int length, int cluster,
+                const std::string& what) {
+    SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    const double tol = dtype_ == DType::BF16 ? 2.5e-2 : 5e-3;  // tests/cuda/cuda_test_util.h
+    const int64_t row_elems = int64_t(shape.q_heads) * o_.head_dim;
+    for (int r : validated_rows()) {
+      const HostRow& h = host_row(shape, r);
+      const cpu::KvLayerView kv{h.k.data(), h.v.data(), 1, shape.kv_heads, max_ctx_, o_.head_dim};
       const int32_t slot0 = 0;
-      std::vector<float> ref_sparse(static_cast<size_t>(row_elems)), ref_dense(static_cast<size_t>(row_elems));
-      cpu::span_attention(q.data(), kv, &slot0, select_rows(sparse, {r}), ref_sparse.data(), 1, o_.heads);
-      cpu::span_attention(q.data(), kv, &slot0, select_rows(dense, {r}), ref_dense.data(), 1, o_.heads);
-      const auto check = [&](const DeviceBuffer& out, const std::vector<float>& ref, const char* what) {
-        const double err = rel_error(download_floats(dtype_, out.as<char>() + size_t(r) * row_elems * 2, size_t(row_elems)), ref);
-        if (!(err <= tol))
-          throw Error(strf("sspan-bench kernel: validation failed for %s at context %d, cluster %d, row %d: "
-                           "relative error %.3g > %.3g", what, length, cluster, r, err, tol));
-      };
-      check(out_sparse_, ref_sparse, "the sparse kernel");
-      check(out_dense_, ref_dense, "the dense kernel");
-      check(out_base_, ref_sparse, "the baseline");
+      std::vector<float> ref(static_cast<size_t>(row_elems));
+      cpu::span_attention(h.q.data(), kv, &slot0, select_rows(span, {r}), ref.data(), 1, shape.q_heads);
+      const double err = worst_element_error(
+          download_floats(dtype_, out.as<char>() + size_t(r) * row_elems * 2, size_t(row_elems), stream_), ref);
+      if (!(err <= tol))
+        throw Error(strf("sspan-bench kernel: validation failed for %s at heads %s, context %d, cluster %d, row %d: "
+                         "worst element error %.3g > %.3g (of |ref| + rms)",
+                         what.c_str(), shape.name().c_str(), length, cluster, r, err, tol));
     }
   }
 
   Options o_;
+  std::vector<Variant> variants_;
+  std::vector<HeadShape> shapes_;
   DType dtype_ = DType::F16;
   cudaDeviceProp prop_{};
+  cuda::DeviceLimits limits_;
+  std::map<int, int> ctas_per_sm_;  // by warps
+  std::map<std::string, std::map<int, HostRow>> host_rows_;  // by head shape, then row
+  int chosen_warps_ = 4;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
-  int max_ctx_ = 0, splits_ = 1;
+  int max_ctx_ = 0;
   double copy_gbs_ = 0;
   DeviceBuffer k_, v_, q_, out_sparse_, out_dense_, out_base_, scores_, mask_, part_o_, part_m_, part_d_;
 };
 
+double gbs(double bytes, double us) { return bytes / (us * 1e3); }
+
+// Per head shape: the variant with the least total dense and sparse time, and the chosen one.
+std::string summary(const std::vector<Result>& results) {
+  std::map<std::string, std::map<std::string, double>> total;  // heads -> variant -> µs
+  std::map<std::string, std::string> chosen;
+  for (const Result& r : results) {
+    total[r.heads][r.variant] += r.us_sparse + r.us_dense;
+    if (r.chosen) chosen[r.heads] = r.variant;
+  }
+  std::string s;
+  for (const auto& [heads, by_variant] : total) {
+    auto best = std::min_element(by_variant.begin(), by_variant.end(),
+                                 [](const auto& a, const auto& b) { return a.second < b.second; });
+    const auto c = chosen.find(heads);
+    const std::string chosen_name = c == chosen.end() ? std::string("-") : c->second;
+    const double chosen_us = c == chosen.end() ? 0 : by_variant.at(c->second);
+    s += strf("heads %s: measured best %s (%.0f µs over the sweep); backend choice %s (%.0f µs, %.2fx the best)\n",
+              heads.c_str(), best->first.c_str(), best->second, chosen_name.c_str(), chosen_us,
+              chosen_us > 0 ? chosen_us / best->second : 0.0);
+  }
+  return s;
+}
+
 void print(const Options& o, const std::string& header, const std::vector<Result>& results, double copy_gbs) {
-  auto gbs = [](double bytes, double us) { return bytes / (us * 1e3); };
   if (o.format == "json") {
-    std::string esc;
-    for (char c : header) esc += c == '"' ? std::string("\\\"") : c == '\n' ? std::string("\\n") : std::string(1, c);
-    std::printf("{\"header\": \"%s\", \"copy_gbs\": %.2f, \"rows\": [\n", esc.c_str(), copy_gbs);
+    auto esc = [](const std::string& in) {
+      std::string out;
+      for (char c : in) out += c == '"' ? std::string("\\\"") : c == '\n' ? std::string("\\n") : std::string(1, c);
+      return out;
+    };
+    std::printf("{\"header\": \"%s\", \"copy_gbs\": %.2f, \"summary\": \"%s\", \"rows\": [\n", esc(header).c_str(),
+                copy_gbs, esc(summary(results)).c_str());
     for (size_t i = 0; i < results.size(); ++i) {
       const Result& r = results[i];
-      std::printf("  {\"context\": %d, \"cluster\": %d, \"kept\": %.4f, \"sparse_us\": %.2f, \"dense_us\": %.2f, "
-                  "\"baseline_us\": %.2f, \"sparse_gbs\": %.1f, \"dense_gbs\": %.1f, \"sparse_pct_copy\": %.1f, "
-                  "\"dense_pct_copy\": %.1f, \"sparse_vs_dense\": %.3f, \"sparse_vs_baseline\": %.3f, "
-                  "\"dense_vs_baseline\": %.3f}%s\n",
-                  r.context, r.cluster, r.kept, r.us_sparse, r.us_dense, r.us_base, gbs(r.bytes_sparse, r.us_sparse),
-                  gbs(r.bytes_dense, r.us_dense), 100 * gbs(r.bytes_sparse, r.us_sparse) / copy_gbs,
-                  100 * gbs(r.bytes_dense, r.us_dense) / copy_gbs, r.us_dense / r.us_sparse, r.us_base / r.us_sparse,
-                  r.us_base / r.us_dense, i + 1 < results.size() ? "," : "");
+      std::printf("  {\"heads\": \"%s\", \"variant\": \"%s\", \"chosen\": %s, \"context\": %d, \"cluster\": %d, "
+                  "\"kept\": %.4f, \"sparse_us\": %.2f, \"dense_us\": %.2f, \"baseline_us\": %.2f, "
+                  "\"sparse_gbs\": %.1f, \"dense_gbs\": %.1f, \"sparse_pct_copy\": %.1f, \"dense_pct_copy\": %.1f, "
+                  "\"sparse_vs_dense\": %.3f, \"sparse_vs_baseline\": %.3f, \"dense_vs_baseline\": %.3f}%s\n",
+                  r.heads.c_str(), r.variant.c_str(), r.chosen ? "true" : "false", r.context, r.cluster, r.kept,
+                  r.us_sparse, r.us_dense, r.us_base, gbs(r.bytes_sparse, r.us_sparse), gbs(r.bytes_dense, r.us_dense),
+                  100 * gbs(r.bytes_sparse, r.us_sparse) / copy_gbs, 100 * gbs(r.bytes_dense, r.us_dense) / copy_gbs,
+                  r.us_dense / r.us_sparse, r.us_base / r.us_sparse, r.us_base / r.us_dense,
+                  i + 1 < results.size() ? "," : "");
     }
     std::printf("]}\n");
     return;
@@ -420,36 +571,68 @@ void print(const Options& o, const std::string& header, const std::vector<Result
     std::string commented = "# " + header;
     for (size_t i = 0; (i = commented.find('\n', i)) != std::string::npos; i += 3) commented.replace(i, 1, "\n# ");
     std::printf("%s\n", commented.c_str());
-    std::printf("context,cluster,kept,sparse_us,dense_us,baseline_us,sparse_gbs,dense_gbs,sparse_pct_copy,"
-                "dense_pct_copy,sparse_vs_dense,sparse_vs_baseline,dense_vs_baseline\n");
+    std::printf("heads,variant,chosen,context,cluster,kept,sparse_us,dense_us,baseline_us,sparse_gbs,dense_gbs,"
+                "sparse_pct_copy,dense_pct_copy,sparse_vs_dense,sparse_vs_baseline,dense_vs_baseline\n");
   } else {
     std::printf("%s\n\n", header.c_str());
-    std::printf("| context | cluster | kept | sparse µs | dense µs | baseline µs | sparse GB/s | dense GB/s | sparse %% copy "
-                "| dense %% copy | sparse vs dense | sparse vs baseline | dense vs baseline |\n");
-    std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    std::printf("| heads | variant | context | cluster | kept | sparse µs | dense µs | baseline µs | sparse GB/s | "
+                "dense GB/s | sparse %% copy | dense %% copy | sparse vs dense | sparse vs baseline | dense vs "
+                "baseline |\n");
+    std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   }
   for (const Result& r : results) {
-    const char* f = csv ? "%d,%d,%.4f,%.2f,%.2f,%.2f,%.1f,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f\n"
-                        : "| %d | %d | %.3f | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f | %.1f | %.2fx | %.2fx | %.2fx |\n";
-    std::printf(f, r.context, r.cluster, r.kept, r.us_sparse, r.us_dense, r.us_base, gbs(r.bytes_sparse, r.us_sparse),
-                gbs(r.bytes_dense, r.us_dense), 100 * gbs(r.bytes_sparse, r.us_sparse) / copy_gbs,
-                100 * gbs(r.bytes_dense, r.us_dense) / copy_gbs, r.us_dense / r.us_sparse, r.us_base / r.us_sparse,
-                r.us_base / r.us_dense);
+    const char* f = csv ? "%s,%s,%d,%d,%d,%.4f,%.2f,%.2f,%.2f,%.1f,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f\n"
+                        : "| %s | %s%s | %d | %d | %.3f | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f | %.1f | %.2fx | "
+                          "%.2fx | %.2fx |\n";
+    if (csv)
+      std::printf(f, r.heads.c_str(), r.variant.c_str(), int(r.chosen), r.context, r.cluster, r.kept, r.us_sparse,
+                  r.us_dense, r.us_base, gbs(r.bytes_sparse, r.us_sparse), gbs(r.bytes_dense, r.us_dense),
+                  100 * gbs(r.bytes_sparse, r.us_sparse) / copy_gbs, 100 * gbs(r.bytes_dense, r.us_dense) / copy_gbs,
+                  r.us_dense / r.us_sparse, r.us_base / r.us_sparse, r.us_base / r.us_dense);
+    else
+      std::printf(f, r.heads.c_str(), r.variant.c_str(), r.chosen ? " *" : "", r.context, r.cluster, r.kept,
+                  r.us_sparse, r.us_dense, r.us_base, gbs(r.bytes_sparse, r.us_sparse), gbs(r.bytes_dense, r.us_dense),
+                  100 * gbs(r.bytes_sparse, r.us_sparse) / copy_gbs, 100 * gbs(r.bytes_dense, r.us_dense) / copy_gbs,
+                  r.us_dense / r.us_sparse, r.us_base / r.us_sparse, r.us_base / r.us_dense);
   }
+  if (!csv) std::printf("\n%s", summary(results).c_str());
 }
 
 }  // namespace
 
+double device_copy_bandwidth_gbs(int device) {
+  SSPAN_CUDA_CHECK(cudaSetDevice(device));
+  cudaStream_t stream = nullptr;
+  SSPAN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const size_t bytes = size_t(1) << 30;
+  double us = 0;
+  {
+    DeviceBuffer src(bytes, "copy bandwidth source"), dst(bytes, "copy bandwidth destination");
+    SSPAN_CUDA_CHECK(cudaMemsetAsync(src.get(), 1, bytes, stream));
+    us = median_us(2, 10, stream, [&] {
+      SSPAN_CUDA_CHECK(cudaMemcpyAsync(dst.get(), src.get(), bytes, cudaMemcpyDeviceToDevice, stream));
+    });
+  }
+  cudaStreamDestroy(stream);
+  return 2.0 * double(bytes) / (us * 1e3);  // bytes read plus bytes written
+}
+
 void add_kernel_bench(CLI::App& app) {
   auto opts = std::make_shared<Options>();
-  CLI::App* sub = app.add_subcommand("kernel", "Decode attention kernel sweep (paper Figure 9): sparse vs dense vs baseline");
+  CLI::App* sub = app.add_subcommand("kernel", "Decode attention kernel sweep (paper Figure 9): sparse vs dense vs "
+                                               "baseline, per launch variant");
   sub->add_option("--batch", opts->batch, "Query rows (one sequence each)")->capture_default_str();
-  sub->add_option("--contexts", opts->contexts, "Context lengths")->capture_default_str();
-  sub->add_option("--clusters", opts->clusters, "Cluster sizes of the kept tokens")->capture_default_str();
+  sub->add_option("--heads", opts->heads, "Query/KV head pairs (32/32: LLaMA-7B; 32/8: LLaMA-3-8B; 64/8: -70B)")
+      ->delimiter(',')
+      ->capture_default_str();
+  sub->add_option("--contexts", opts->contexts, "Context lengths")->delimiter(',')->capture_default_str();
+  sub->add_option("--clusters", opts->clusters, "Cluster sizes of the kept tokens")->delimiter(',')->capture_default_str();
+  sub->add_option("--variants", opts->variants, "Launch variants: all, or scalar-w4, scalar-w2, mma-w4, mma-w2")
+      ->delimiter(',')
+      ->capture_default_str();
   sub->add_option("--keep", opts->keep, "Fraction of clusters attended")->capture_default_str();
   sub->add_option("--block-size", opts->block_size, "Span block size B")->check(CLI::IsMember({16, 32, 64, 128, 256}))->capture_default_str();
-  sub->add_option("--heads", opts->heads, "Attention heads (query = KV heads)")->capture_default_str();
-  sub->add_option("--head-dim", opts->head_dim, "Head dim")->check(CLI::IsMember({64, 128}))->capture_default_str();
+  sub->add_option("--head-dim", opts->head_dim, "Head dim")->check(CLI::IsMember({32, 48, 64, 80, 96, 128}))->capture_default_str();
   sub->add_option("--dtype", opts->dtype, "f16 or bf16")->check(CLI::IsMember({"f16", "bf16"}))->capture_default_str();
   sub->add_option("--iters", opts->iters, "Timed iterations per kernel")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--warmup", opts->warmup, "Warm-up iterations")->capture_default_str();

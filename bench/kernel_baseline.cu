@@ -52,25 +52,28 @@ cudaDataType_t cuda_type(DType t) { return t == DType::BF16 ? CUDA_R_16BF : CUDA
 
 void run_baseline_attention(const BaselineAttention& a, DType dtype, cublasHandle_t handle, cudaStream_t stream) {
   SSPAN_CUBLAS_CHECK(cublasSetStream(handle, stream));
-  const int batch = a.rows * a.heads;
-  const int64_t cache_stride = int64_t(a.max_ctx) * a.head_dim;  // per (row, head)
+  const int group = a.q_heads / a.kv_heads;
+  const int batch = a.rows * a.kv_heads;                          // one GEMM per (row, KV head)
+  const int64_t cache_stride = int64_t(a.max_ctx) * a.head_dim;   // per (row, KV head)
+  const int64_t q_stride = int64_t(group) * a.head_dim;           // the group's queries
+  const int64_t s_stride = int64_t(group) * a.length;             // the group's scores
   const float scale = 1.f / std::sqrt(float(a.head_dim)), one = 1.f, zero = 0.f;
   const cudaDataType_t t = cuda_type(dtype);
-  // Column-major S^T[L, 1] = K[L, D] . q[D, 1] for every (row, head).
-  SSPAN_CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, a.length, 1, a.head_dim, &scale,
-                                                a.k_cache, t, a.head_dim, cache_stride, a.q, t, a.head_dim,
-                                                a.head_dim, &zero, a.scores, t, a.length, a.length, batch,
-                                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  // Column-major S^T[L, G] = K[L, D] . Q^T[D, G] for every (row, KV head).
+  SSPAN_CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, a.length, group, a.head_dim, &scale,
+                                                a.k_cache, t, a.head_dim, cache_stride, a.q, t, a.head_dim, q_stride,
+                                                &zero, a.scores, t, a.length, s_stride, batch, CUBLAS_COMPUTE_32F,
+                                                CUBLAS_GEMM_DEFAULT));
   kernels::dispatch_half_types(dtype, "baseline softmax", [&](auto tag) {
     using T = decltype(tag);
-    masked_softmax_kernel<T><<<unsigned(batch), kThreads, 0, stream>>>(static_cast<T*>(a.scores), a.mask, a.heads,
-                                                                       a.length);
+    masked_softmax_kernel<T><<<unsigned(a.rows * a.q_heads), kThreads, 0, stream>>>(static_cast<T*>(a.scores), a.mask,
+                                                                                  a.q_heads, a.length);
   });
   SSPAN_CUDA_CHECK_LAUNCH("masked_softmax_kernel");
-  // Column-major out^T[D, 1] = V^T[D, L] . P^T[L, 1].
-  SSPAN_CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, a.head_dim, 1, a.length, &one,
+  // Column-major out^T[D, G] = V^T[D, L] . P^T[L, G].
+  SSPAN_CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, a.head_dim, group, a.length, &one,
                                                 a.v_cache, t, a.head_dim, cache_stride, a.scores, t, a.length,
-                                                a.length, &zero, a.out, t, a.head_dim, a.head_dim, batch,
+                                                s_stride, &zero, a.out, t, a.head_dim, q_stride, batch,
                                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 

@@ -9,7 +9,11 @@ int main(int argc, char** argv) {
   CLI::App app{"sspan-bench: throughput sweeps of the sspan engine and its kernels"};
   app.require_subcommand(1);
   sspan::bench::add_decode_bench(app);
+  sspan::bench::add_matmul_bench(app);
+  sspan::bench::add_attention_bench(app);
   sspan::bench::add_span_bench(app);
+  sspan::bench::add_e2e_bench(app);
+  sspan::bench::add_serve_bench(app);
   sspan::bench::add_soak_bench(app);
 #ifdef SSPAN_WITH_CUDA
   sspan::bench::add_kernel_bench(app);

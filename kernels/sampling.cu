@@ -49,11 +49,21 @@ __device__ __forceinline__ unsigned long long pack_arg(float x, int i) {
   return (static_cast<unsigned long long>(ordered_key(x)) << 32) | (0xffffffffu - uint32_t(i));
 }
 
+__device__ __forceinline__ bool finite(float x) { return (__float_as_uint(x) & 0x7f800000u) != 0x7f800000u; }
+
 __global__ void argmax_kernel(const float* logits, int vocab, int32_t* out) {
   __shared__ unsigned long long scratch[kWarps];
   const float* z = logits + int64_t(blockIdx.x) * vocab;
   unsigned long long best = 0;
-  for (int i = threadIdx.x; i < vocab; i += kThreads) best = ArgmaxOp{}(best, pack_arg(z[i], i));
+  bool bad = false;
+  for (int i = threadIdx.x; i < vocab; i += kThreads) {
+    best = ArgmaxOp{}(best, pack_arg(z[i], i));
+    bad |= !finite(z[i]);
+  }
+  if (__syncthreads_or(bad)) {  // block-uniform
+    if (threadIdx.x == 0) out[blockIdx.x] = kNonFiniteRow;
+    return;
+  }
   best = block_reduce(best, ArgmaxOp{}, scratch);
   if (threadIdx.x == 0) out[blockIdx.x] = int32_t(0xffffffffu - uint32_t(best & 0xffffffffu));
 }
@@ -69,7 +79,15 @@ __global__ void sample_kernel(const __grid_constant__ SamplingParams p) {
   const float inv_t = 1.f / p.temperature;
 
   float mx = -FLT_MAX;
-  for (int i = threadIdx.x; i < V; i += kThreads) mx = fmaxf(mx, z[i]);
+  bool bad = false;
+  for (int i = threadIdx.x; i < V; i += kThreads) {
+    mx = fmaxf(mx, z[i]);
+    bad |= !finite(z[i]);
+  }
+  if (__syncthreads_or(bad)) {  // block-uniform: NaN or an infinity anywhere in the row
+    if (threadIdx.x == 0) p.out[blockIdx.x] = kNonFiniteRow;
+    return;
+  }
   mx = block_reduce(mx, MaxOp{}, fscratch);
 
   // Top-k: the largest key v with #{key >= v} >= k is the k-th largest key.
@@ -150,6 +168,7 @@ __global__ void sample_kernel(const __grid_constant__ SamplingParams p) {
 
 void launch_argmax(const float* logits, int rows, int vocab, int32_t* out, cudaStream_t stream) {
   if (rows == 0) return;
+  if (vocab <= 0) cuda::throw_error("argmax: vocabulary size must be positive");
   argmax_kernel<<<unsigned(rows), kThreads, 0, stream>>>(logits, vocab, out);
   SSPAN_CUDA_CHECK_LAUNCH("argmax_kernel");
 }
@@ -157,7 +176,9 @@ void launch_argmax(const float* logits, int rows, int vocab, int32_t* out, cudaS
 void launch_sample(const SamplingParams& p, cudaStream_t stream) {
   if (p.rows == 0) return;
   if (p.vocab <= 0) cuda::throw_error("sample: vocabulary size must be positive");
-  if (!(p.temperature > 0.f)) return launch_argmax(p.logits, p.rows, p.vocab, p.out, stream);
+  // A temperature whose reciprocal overflows would turn every scaled logit into inf or NaN.
+  if (!(p.temperature > 0.f) || !(1.f / p.temperature < FLT_MAX))
+    return launch_argmax(p.logits, p.rows, p.vocab, p.out, stream);
   sample_kernel<<<unsigned(p.rows), kThreads, 0, stream>>>(p);
   SSPAN_CUDA_CHECK_LAUNCH("sample_kernel");
 }

@@ -26,10 +26,15 @@ struct SamplingParams {
   float top_p = 1.f;        // >= 1: off
 };
 
-// out[r] = the smallest i with logits[r, i] == max_j logits[r, j].
+// The id written for a row that holds NaN or an infinity: no choice over it is meaningful
+// and the caller reports the row (both selections check every logit).
+inline constexpr int32_t kNonFiniteRow = -1;
+
+// out[r] = the smallest i with logits[r, i] == max_j logits[r, j], or kNonFiniteRow.
 void launch_argmax(const float* logits, int rows, int vocab, int32_t* out, cudaStream_t stream);
 
-// Samples as described above; temperature <= 0 falls back to argmax.
+// Samples as described above, or writes kNonFiniteRow; temperature <= 0 (or so small that
+// 1 / temperature overflows) falls back to argmax.
 void launch_sample(const SamplingParams& p, cudaStream_t stream);
 
 }  // namespace sspan::kernels

@@ -1,39 +1,47 @@
-// Host side of the block-sparse decode attention: parameter checks, split choice, dtype
-// dispatch to the per-dtype instantiation files.
+// Host side of the block-sparse decode attention: parameter checks and dtype dispatch to
+// the per-dtype instantiation files.
 #include "sparse_decode_attention.h"
 
-#include <algorithm>
-
 #include "common/check.h"
+#include "cuda/kernel_config.h"
 
 namespace sspan::kernels {
 
 // Per-dtype instantiations (sparse_decode_attention_{f16,bf16}.cu).
 void launch_sparse_decode_f16(const SparseDecodeParams& p, cudaStream_t stream);
 void launch_sparse_decode_bf16(const SparseDecodeParams& p, cudaStream_t stream);
-
-int choose_decode_splits(int rows, int kv_heads, int sm_count, int max_splits) {
-  const int ctas = std::max(1, rows * kv_heads);
-  const int target = 2 * std::max(1, sm_count);
-  return std::clamp((target + ctas - 1) / ctas, 1, std::max(1, max_splits));
-}
+int sparse_decode_ctas_per_sm_f16(int head_dim, int warps);
+int sparse_decode_ctas_per_sm_bf16(int head_dim, int warps);
 
 void launch_sparse_decode_attention(const SparseDecodeParams& p, DType dtype, cudaStream_t stream) {
-  SSPAN_CHECK(p.head_dim == 64 || p.head_dim == 128,
-              "sparse decode attention: head_dim {} is not supported (64 or 128)", p.head_dim);
+  SSPAN_CHECK(cuda::head_dim_supported(p.head_dim), "sparse decode attention: head_dim {} is not supported ({})",
+              p.head_dim, cuda::supported_head_dims());
   SSPAN_CHECK(p.kv_heads > 0 && p.q_heads % p.kv_heads == 0 && p.q_heads / p.kv_heads <= kDecodeMaxGroup,
               "sparse decode attention: {} query heads over {} KV heads (group must divide and be <= {})",
               p.q_heads, p.kv_heads, kDecodeMaxGroup);
   SSPAN_CHECK(p.block_size == 16 || p.block_size == 32 || p.block_size == 64 || p.block_size == 128 ||
                   p.block_size == 256,
               "sparse decode attention: block size {} (16, 32, 64, 128 or 256)", p.block_size);
-  SSPAN_CHECK(p.splits >= 1 && (p.splits == 1 || (p.part_o && p.part_m && p.part_d)),
-              "sparse decode attention: {} splits need split-state buffers", p.splits);
-  SSPAN_CHECK(p.max_ctx > 0, "sparse decode attention: max_ctx must be positive");
+  SSPAN_CHECK(p.splits >= 1 && p.splits <= cuda::kMaxDecodeSplits &&
+                  (p.splits == 1 || (p.part_o && p.part_m && p.part_d)),
+              "sparse decode attention: {} splits (1 to {}; more than 1 needs split-state buffers)", p.splits,
+              cuda::kMaxDecodeSplits);
+  SSPAN_CHECK(p.warps == 2 || p.warps == 4, "sparse decode attention: {} warps per CTA (2 or 4)", p.warps);
+  SSPAN_CHECK(p.math == DecodeMath::Scalar || p.math == DecodeMath::TensorCore, "sparse decode attention: bad math");
+  SSPAN_CHECK(p.max_ctx > 0 && p.rows >= 0, "sparse decode attention: max_ctx {} / rows {}", p.max_ctx, p.rows);
   if (p.rows == 0) return;
   if (dtype == DType::F16) launch_sparse_decode_f16(p, stream);
   else if (dtype == DType::BF16) launch_sparse_decode_bf16(p, stream);
   else SSPAN_FAIL("sparse decode attention: dtype {} is not supported (F16 or BF16)", dtype_name(dtype));
+}
+
+int sparse_decode_ctas_per_sm(DType dtype, int head_dim, int warps) {
+  SSPAN_CHECK(cuda::head_dim_supported(head_dim), "sparse decode attention: head_dim {} is not supported ({})",
+              head_dim, cuda::supported_head_dims());
+  SSPAN_CHECK(warps == 2 || warps == 4, "sparse decode attention: {} warps per CTA (2 or 4)", warps);
+  if (dtype == DType::F16) return sparse_decode_ctas_per_sm_f16(head_dim, warps);
+  if (dtype == DType::BF16) return sparse_decode_ctas_per_sm_bf16(head_dim, warps);
+  SSPAN_FAIL("sparse decode attention: dtype {} is not supported (F16 or BF16)", dtype_name(dtype));
 }
 
 }  // namespace sspan::kernels

@@ -1,33 +1,151 @@
 #!/usr/bin/env bash
-# Everything that needs a GPU, in one run: build with CUDA, the `cuda` tests,
-# compute-sanitizer on the kernel tests, the Figure 9 kernel sweep, decode throughput,
-# and sspan-generate --device cuda end to end under dense and arith.
-# usage: scripts/gpu_check.sh OUT_DIR [CUDA_ARCH]      (logs and tables land in OUT_DIR)
+# Everything that needs a GPU, in one run, every output under OUT_DIR:
+#   summary.md       each step: status and seconds; then the tables below, in one file
+#   gpu_check.log    every step's full output, in order
+#   kernel_bench.md  sspan-bench kernel: the Figure 9 sweep on 32/32, 32/8 and 64/8 heads,
+#                    every launch variant validated then timed, % of copy bandwidth
+#   decode_bench.md  sspan-bench decode on the GPU (bytes in the device dtype, % of copy bandwidth)
+#   generate.md      the README's job (sspan-generate) on the GPU and the CPU, dense and arith
+#   e2e_bench.md     sspan-bench e2e, when this build has that subcommand
+# Six files at most, so that all of them can be carried back from a machine that returns few.
+#
+# usage: scripts/gpu_check.sh OUT_DIR [CUDA_ARCH]     (CUDA_ARCH default 90: H100/H200)
+#
+# Steps in order, with their time limits and (in brackets) the expected time on an
+# H100/H200 host with 16 cores: about 8-9 minutes in all, build included. Each step has its
+# own limit, so one hung step cannot take the others' time; the most valuable run first.
+#   deps        unpack .deps/*.deb when present                          60 s   [5 s]
+#   nvidia-smi  the device as found                                      20 s   [1 s]
+#   configure   cmake, Release, ninja, CUDA on, this arch only           120 s  [15 s]
+#   build       every target, -j16                                       360 s  [2-3 min]
+#   ctest       all tests (CUDA tests run on the device)                 240 s  [1-2 min]
+#   kernel      sspan-bench kernel (4 variants, 3 head shapes, 4 contexts) 200 s [1 min]
+#   decode      sspan-bench decode, 100m (head_dim 64) and 15m (48) presets 90 s [20 s]
+#   generate    sspan-generate on models/arith-tiny{,-dense}, GPU and CPU 60 s  [10 s]
+#   sanitize    compute-sanitizer memcheck + racecheck on kernel tests   150 s  [1-2 min]
+#   e2e         sspan-bench e2e, if it exists (SSPAN_E2E_ARGS overrides) 120 s  [1 min]
+# Set GPU_CHECK_SKIP="sanitize e2e" (names above) to skip steps on a short lease.
+#
+# A GPU host without the project's C++ libraries (sentencepiece, spdlog, fmt,
+# nlohmann_json, CLI11, GoogleTest, pkg-config) and without a package registry: on a
+# Debian 12 machine with apt, put them as .deb files into the ignored folder .deps/ of the
+# checkout with `scripts/fetch_debs.sh .deps`, bring the checkout (with .deps/) to the GPU
+# host and run this script: it unpacks them into a private prefix and points CMake and
+# pkg-config there (scripts/unpack_debs.sh). SSPAN_DEPS_DIR names another folder.
+# Tests that need the LLaMA tokenizer find it through SSPAN_LLAMA_TOKENIZER (a copy at
+# .deps/llama-tokenizer.model is used when present) and skip without it.
 set -uo pipefail
 out=${1:?usage: scripts/gpu_check.sh OUT_DIR [CUDA_ARCH]}
 arch=${2:-90}
 cd "$(dirname "$0")/.."
+root=$PWD
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
+log="$out/gpu_check.log"
+summary="$out/summary.md"
+build=build-gpu
+jobs=$(nproc)
+((jobs > 16)) && jobs=16
+: >"$log"
+printf '# gpu_check (%s, arch %s)\n\n| step | status | seconds |\n|---|---|---:|\n' "$(date -u +%FT%TZ)" "$arch" >"$summary"
 status=0
-step() {  # step NAME COMMAND...: run, log to OUT/NAME.log, remember failures
-  local name=$1; shift
-  echo "== $name: $*"
-  if "$@" >"$out/$name.log" 2>&1; then echo "   ok"; else echo "   FAILED (see $name.log)"; status=1; fi
-  tail -n 5 "$out/$name.log"
+
+skipped() { [[ " ${GPU_CHECK_SKIP:-} " == *" $1 "* ]]; }
+
+# step NAME LIMIT_S COMMAND...: run with a time limit, append its output to the log,
+# record status and seconds in the summary.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  if skipped "$name"; then
+    echo "| $name | skipped | 0 |" >>"$summary"
+    return 0
+  fi
+  echo "== $name: $*" | tee -a "$log"
+  local t0=$SECONDS rc=0
+  timeout --kill-after=10 "$limit" "$@" >>"$log" 2>&1 || rc=$?
+  local verdict=ok
+  if ((rc == 124 || rc == 137)); then
+    verdict="timed out after ${limit} s"
+  elif ((rc != 0)); then
+    verdict="FAILED (exit $rc)"
+  fi
+  [[ $verdict == ok ]] || status=1
+  echo "   $verdict ($((SECONDS - t0)) s)" | tee -a "$log"
+  echo "| $name | $verdict | $((SECONDS - t0)) |" >>"$summary"
+  [[ $verdict == ok ]]
 }
-step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSSPAN_ENABLE_CUDA=ON \
+
+# A table step: like step, but stdout goes to OUT/FILE as well as the log.
+table_step() {
+  local name=$1 limit=$2 file=$3
+  shift 3
+  step "$name" "$limit" bash -c 'set -o pipefail; "$@" | tee "$0"' "$out/$file" "$@"
+}
+
+deps_dir=${SSPAN_DEPS_DIR:-$root/.deps}
+if compgen -G "$deps_dir/*.deb" >/dev/null; then
+  step deps 60 bash -c "scripts/unpack_debs.sh '$deps_dir' /tmp/sspan-deps >/tmp/sspan-deps.env"
+  # shellcheck disable=SC1091
+  [[ -f /tmp/sspan-deps.env ]] && source /tmp/sspan-deps.env
+fi
+if [[ -z ${SSPAN_LLAMA_TOKENIZER:-} && -f $deps_dir/llama-tokenizer.model ]]; then
+  export SSPAN_LLAMA_TOKENIZER=$deps_dir/llama-tokenizer.model
+fi
+
+step nvidia-smi 20 nvidia-smi
+step configure 120 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSSPAN_ENABLE_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="$arch"
-step build cmake --build build-gpu -j"$(nproc)"
-step nvidia-smi nvidia-smi
-step ctest ctest --test-dir build-gpu --output-on-failure -j4
-step sanitize scripts/cuda_sanitize.sh build-gpu
-step kernel-bench build-gpu/bin/sspan-bench kernel --format md
-model=models/arith-tiny
-for span in dense arith; do
-  step "generate-$span" build-gpu/bin/sspan-generate -m "$model" --device cuda --span "$span" -f examples/arith.txt \
-    --span-trace "$out/trace-$span.jsonl"
-  step "generate-cpu-$span" build-gpu/bin/sspan-generate -m "$model" --device cpu --span "$span" -f examples/arith.txt
+if ! step build 360 cmake --build "$build" -j"$jobs"; then
+  echo "gpu_check: the build failed; nothing else can run (see $log)" | tee -a "$log"
+  exit 1
+fi
+bin=$build/bin
+
+step ctest 240 ctest --test-dir "$build" --output-on-failure -j8 --timeout 200
+table_step kernel 200 kernel_bench.md "$bin/sspan-bench" kernel --format md --iters 20 --warmup 3 \
+  --clusters 16,32,64,256
+
+decode_bench() {
+  "$bin/sspan-random-model" -o /tmp/sspan-100m --preset 100m >/dev/null &&
+    "$bin/sspan-bench" decode -m /tmp/sspan-100m --device cuda --batch 1,8,64 &&
+    "$bin/sspan-random-model" -o /tmp/sspan-15m --preset 15m >/dev/null &&
+    "$bin/sspan-bench" decode -m /tmp/sspan-15m --device cuda --batch 1,8
+}
+export -f decode_bench
+export bin
+table_step decode 90 decode_bench.md bash -c decode_bench
+
+# The README's main job on the shipped models (head_dim 32), GPU against CPU.
+generate_job() {
+  for job in "arith-tiny arith" "arith-tiny dense" "arith-tiny-dense dense"; do
+    set -- $job
+    echo "## models/$1 --span $2"
+    local gpu cpu
+    gpu=$("$bin/sspan-generate" -m "models/$1" --device cuda --span "$2" -f examples/arith.txt --quiet) || return 1
+    cpu=$("$bin/sspan-generate" -m "models/$1" --device cpu --span "$2" -f examples/arith.txt --quiet) || return 1
+    printf 'GPU:\n```\n%s\n```\nCPU:\n```\n%s\n```\n' "$gpu" "$cpu"
+    if [[ "$gpu" == "$cpu" ]]; then echo "same text on both devices"; else echo "the texts differ"; fi
+    echo
+  done
+}
+export -f generate_job
+table_step generate 60 generate.md bash -c generate_job
+
+# The kernel tests under the sanitizers (the long-context case is left to ctest).
+export SSPAN_SANITIZE_FILTER="${SSPAN_SANITIZE_FILTER:-SparseDecodeTest.*:*CudaAttentionTest.*:*CudaOpsTest.*:SamplingTest.Rows*:-SparseDecodeTest.LongContext16k:*GraphReplay*}"
+step sanitize 150 scripts/cuda_sanitize.sh "$build"
+
+if "$bin/sspan-bench" --help 2>/dev/null | grep -qE '^ +e2e( |$)'; then  # the subcommand exists
+  # shellcheck disable=SC2086
+  table_step e2e 120 e2e_bench.md "$bin/sspan-bench" e2e ${SSPAN_E2E_ARGS:--m models/arith-tiny --device cuda}
+else
+  echo "| e2e | not in this build | 0 |" >>"$summary"
+fi
+
+# The tables, after the step list, in the summary.
+for f in kernel_bench.md decode_bench.md generate.md e2e_bench.md; do
+  [[ -s "$out/$f" ]] && printf '\n## %s\n\n' "$f" >>"$summary" && cat "$out/$f" >>"$summary"
 done
-build-gpu/bin/sspan-random-model -o /tmp/sspan-100m --preset 100m >/dev/null
-step decode-bench-cuda build-gpu/bin/sspan-bench decode -m /tmp/sspan-100m --device cuda --batch 1,8,64
+echo "gpu_check: $( ((status == 0)) && echo "every step passed" || echo "some steps failed" ); see $summary"
 exit $status

@@ -15,6 +15,9 @@
 #include "sspan/error.h"  // the functions below throw sspan::Error
 
 namespace sspan {
+namespace io {
+class MappedFile;
+}
 
 struct TensorInfo {
   std::string name;
@@ -53,8 +56,7 @@ class SafetensorsFile {
  private:
   SafetensorsFile() = default;
   std::filesystem::path path_;
-  void* map_ = nullptr;
-  size_t map_size_ = 0;
+  std::unique_ptr<io::MappedFile> map_;
   SafetensorsHeader header_;
   std::map<std::string, size_t, std::less<>> index_;
 };
@@ -66,9 +68,14 @@ class SafetensorsFile {
 //  2. model.safetensors;
 //  3. every other *.safetensors file, tensor names unique across them.
 // Pickle checkpoints (*.bin, *.pth, *.pt) are refused with a message to convert them.
+// open() also takes a single .safetensors file: that file alone.
 class Checkpoint {
  public:
   static Checkpoint open(const std::filesystem::path& dir);
+  // The tensors of a GGUF LLaMA file under their Hugging Face names and layout. F32, F16
+  // and BF16 tensors are used from the mapping; quantized ones (Q8_0, Q4_0, Q4_1) are
+  // dequantized to `dtype` into memory the checkpoint owns; other types are refused.
+  static Checkpoint open_gguf(const std::filesystem::path& file, DType dtype);
 
   const std::filesystem::path& dir() const { return dir_; }
   // The tensor, or nullptr. Data stays valid while this Checkpoint (or a copy) lives.
@@ -82,6 +89,7 @@ class Checkpoint {
  private:
   std::filesystem::path dir_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
+  std::vector<std::shared_ptr<const void>> owners_;  // GGUF mapping, dequantized tensors
   std::map<std::string, const TensorInfo*, std::less<>> tensors_;
 };
 

@@ -17,6 +17,9 @@ struct RopeScaling {
   double low_freq_factor = 1.0;               // llama3
   double high_freq_factor = 4.0;              // llama3
   int original_max_position_embeddings = 8192;  // llama3
+  // Per-frequency divisors (a GGUF's rope_freqs tensor: LLaMA 3 scaling precomputed);
+  // empty: none. Applied after `type`.
+  std::vector<float> freq_factors;
 };
 
 struct ModelConfig {
@@ -40,6 +43,8 @@ struct ModelConfig {
   // engine cannot run (another architecture, biases, unknown rope type) saying what.
   static ModelConfig from_json(std::string_view json_text, std::string_view source);
   static ModelConfig from_file(const std::filesystem::path& path);
+  // The llama.* metadata of a GGUF file (and its rope_freqs tensor).
+  static ModelConfig from_gguf(const std::filesystem::path& path);
 
   int q_dim() const { return num_attention_heads * head_dim; }
   int kv_dim() const { return num_key_value_heads * head_dim; }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -74,17 +75,81 @@ struct SpanBatch {
   void add_dense_row(int32_t t);
   // Encode sorted, disjoint ranges that all end at or before tail_start.
   void add_row(const std::vector<PosRange>& before_tail, int32_t tail_start, int32_t t);
+  // Encode a row given as its attended set: sorted, disjoint ranges within [0, t] whose
+  // last range ends at t + 1 (t attends itself); the last range becomes the dense tail.
+  void add_attended_row(std::span<const PosRange> attended, int32_t t);
   // Decode row r back into sorted, merged half-open ranges (t included).
   std::vector<PosRange> row_ranges(int r) const;
   int64_t row_count(int r) const;  // number of attended positions of row r
+  // Row r is the dense row: no listed blocks and a tail from 0, i.e. every position in
+  // [0, pos[r]] (causal attention).
+  bool row_is_dense(int r) const;
+
+  // The one rule set every backend applies before it reads a KV cache through this
+  // encoding; throws sspan::Error naming the first violation. A valid batch has a
+  // supported block size; indptr starting at 0, never decreasing, and ending at
+  // block_ids.size(); words_per_block() mask words per listed block; tail_start and pos of
+  // equal length with 0 <= tail_start[r] <= pos[r]; and in each row block ids that ascend
+  // strictly, start before the row's tail, and set only bits of positions before it
+  // (for B = 16, only the low 16 bits of a word).
+  void validate() const;
+
+ private:
+  std::vector<PosRange> before_tail_;  // scratch of add_attended_row
 };
 
 bool valid_block_size(int b);
 
-// The span rule applied to one request, token by token. Holds its lines, anchors and
-// the current line's reference list; the blocked form of the current line's attended
-// set is cached so that a step inside a line only moves t.
-class SpanState {
+// The span of one request under some policy, token by token: what the decode loop asks
+// of every policy. A new policy is one new class (and one line in SpanPolicy::parse).
+class SpanTracker {
+ public:
+  virtual ~SpanTracker() = default;
+  // Process the token at position t = tokens pushed so far (position 0 is BOS, pushed
+  // with empty text). `text` is the bytes the token stands for; `in_prompt` marks
+  // prompt tokens.
+  virtual void push(std::string_view text, bool in_prompt) = 0;
+  // About the last pushed token (all throw before the first push).
+  virtual int32_t last_pos() const = 0;
+  virtual bool last_sparse() const = 0;                   // attends less than [0, t]
+  virtual std::vector<PosRange> last_attended() const = 0;  // sorted, merged, t included
+  virtual int64_t last_count() const = 0;                 // |S_t|
+  // Blocked encoding of the last token as one more row of `batch` (whose block size
+  // must equal block_size()).
+  virtual void append_last(SpanBatch& batch) const = 0;
+  virtual int block_size() const = 0;
+  virtual const SpanEvents& events() const = 0;
+  double last_sparsity() const { return 1.0 - double(last_count()) / double(last_pos() + 1); }
+};
+
+// A span policy resolved from its spec "NAME[:key=value,...]", shared by the requests
+// that use it; each request gets its own tracker from start(). NAME is `dense`, a
+// built-in grammar (`arith`, `summary`) or a grammar .json file (a spec that names an
+// existing file is always that file; else the options follow the last ':'). Options:
+// `block=16|32|64|128|256`, the block size
+// of the blocked encoding (default: the caller's). Unknown names and options are errors.
+class SpanPolicy {
+ public:
+  static std::shared_ptr<const SpanPolicy> parse(std::string_view spec, int default_block_size = 64);
+  virtual ~SpanPolicy() = default;
+  virtual std::unique_ptr<SpanTracker> start() const = 0;
+  const std::string& name() const { return name_; }  // as given, without options
+  int block_size() const { return block_size_; }
+  virtual bool dense() const { return false; }  // every token attends [0, t]
+
+ protected:
+  SpanPolicy(std::string name, int block_size) : name_(std::move(name)), block_size_(block_size) {}
+
+ private:
+  std::string name_;
+  int block_size_;
+};
+
+// The span rule of a grammar applied to one request (and, without a grammar, the dense
+// policy). Holds its lines, anchors and the current line's reference list; the blocked
+// form of the current line's attended set is cached so that a step inside a line only
+// moves t.
+class SpanState final : public SpanTracker {
  public:
   // grammar == nullptr: the `dense` policy (every token dense).
   explicit SpanState(std::shared_ptr<const SpanGrammar> grammar, int block_size = 64);
@@ -95,23 +160,21 @@ class SpanState {
   // Process the token at position t = tokens pushed so far (position 0 is BOS, pushed
   // with empty text). `text` is the bytes the token stands for; `in_prompt` marks
   // prompt tokens (the header is made of prompt lines).
-  void push(std::string_view text, bool in_prompt);
+  void push(std::string_view text, bool in_prompt) override;
 
   // About the last pushed token (all throw before the first push).
-  int32_t last_pos() const;          // t of the last pushed token
-  bool last_sparse() const;          // mode of the last pushed token
-  int32_t last_line() const;         // 0-based line index of the last pushed token
-  int32_t last_tail_start() const;   // first position of the dense tail; 0 when dense
-  std::vector<PosRange> last_attended() const;  // sorted, merged, t included
-  int64_t last_count() const;                   // |S_t|
-  double last_sparsity() const;                 // 1 - |S_t| / (t + 1)
-  // Blocked encoding of the last token as one more row of `batch` (whose block size
-  // must equal this state's). Appends the line's cached blocks; derives nothing.
-  void append_last(SpanBatch& batch) const;
+  int32_t last_pos() const override;          // t of the last pushed token
+  bool last_sparse() const override;          // mode of the last pushed token
+  int32_t last_line() const;                  // 0-based line index of the last pushed token
+  int32_t last_tail_start() const;            // first position of the dense tail; 0 when dense
+  std::vector<PosRange> last_attended() const override;
+  int64_t last_count() const override;
+  // Appends the line's cached blocks; derives nothing.
+  void append_last(SpanBatch& batch) const override;
 
-  int block_size() const;
+  int block_size() const override;
   bool dense_policy() const;  // constructed without a grammar
-  const SpanEvents& events() const;
+  const SpanEvents& events() const override;
 
  private:
   struct Impl;

@@ -14,8 +14,8 @@ std::string_view dtype_name(DType t) {
 }
 
 bool parse_dtype(std::string_view s, DType* out) {
-  if (s == "F32" || s == "float32" || s == "fp32") { *out = DType::F32; return true; }
-  if (s == "F16" || s == "float16" || s == "fp16" || s == "half") { *out = DType::F16; return true; }
+  if (s == "F32" || s == "float32" || s == "fp32" || s == "f32") { *out = DType::F32; return true; }
+  if (s == "F16" || s == "float16" || s == "fp16" || s == "f16" || s == "half") { *out = DType::F16; return true; }
   if (s == "BF16" || s == "bfloat16" || s == "bf16") { *out = DType::BF16; return true; }
   return false;
 }

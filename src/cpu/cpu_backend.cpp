@@ -1,13 +1,17 @@
-// The CPU backend: fp32 activations and KV cache, weights used in place from the
-// checkpoint mapping (fp32/fp16/bf16), ops from src/cpu/ops.h.
-#include <omp.h>
+// The CPU backend: fp32 activations, a KV cache in fp32, fp16 or bf16, weights used in
+// place from the checkpoint mapping (fp32/fp16/bf16), ops from src/cpu/ops.h.
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 #include <cstring>
 #include <new>
 #include <vector>
 
 #include "common/check.h"
+#include "cpu/matmul_kernels.h"
 #include "cpu/ops.h"
+#include "cpu/thread_pool.h"
 #include "model/backend.h"
 
 namespace sspan {
@@ -20,15 +24,36 @@ cpu::WeightView as_weight(const Tensor& t) {
 
 int64_t row_width(const Tensor& t) { return t.numel() / t.dim(0); }
 
+// A zeroed, 2 MiB-aligned buffer that Linux may back with huge pages: a listed span block
+// of one KV head is about one 4 KiB page, so small pages would cost a TLB miss per block.
+struct AlignedFree {
+  void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t(kAlign)); }
+  static constexpr size_t kAlign = size_t(2) << 20;
+};
+using CacheBuffer = std::unique_ptr<std::byte[], AlignedFree>;
+CacheBuffer alloc_cache(size_t bytes) {
+  CacheBuffer buf(static_cast<std::byte*>(::operator new[](bytes, std::align_val_t(AlignedFree::kAlign))));
+#ifdef __linux__
+  madvise(buf.get(), bytes, MADV_HUGEPAGE);  // a hint; fine to fail
+#endif
+  std::memset(buf.get(), 0, bytes);
+  return buf;
+}
+
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) {
-    if (threads > 0) omp_set_num_threads(threads);
+  CpuBackend(int threads, DType kv_dtype) : kv_dtype_(kv_dtype), isa_(cpu::best_isa()) {
+    if (threads > 0) cpu::set_num_threads(threads);  // else the process-wide setting
+    attention_.isa = isa_;
   }
 
-  std::string name() const override { return fmt::format("cpu ({} threads)", omp_get_max_threads()); }
+  std::string name() const override {
+    return fmt::format("cpu ({} threads, {} matmul, {} attention, {} KV cache)", cpu::num_threads(),
+                       cpu::matmul_kernels().isa, cpu::isa_name(isa_), dtype_name(kv_dtype_));
+  }
   Device device() const override { return Device::CPU; }
   DType act_dtype() const override { return DType::F32; }
+  DType kv_dtype() const override { return kv_dtype_; }
 
   Tensor load_weight(const TensorInfo& src) override {
     // Used in place: the caller keeps the checkpoint mapping alive.
@@ -62,35 +87,31 @@ class CpuBackend final : public Backend {
 
   void alloc_kv_cache(const KvCacheShape& s) override {
     kv_ = s;
-    const size_t per_layer = size_t(s.slots) * s.kv_heads * s.max_ctx * s.head_dim;
+    const size_t bytes = size_t(s.layers) * s.slots * s.kv_heads * s.max_ctx * s.head_dim * dtype_size(kv_dtype_);
+    k_cache_.reset();
+    v_cache_.reset();
+    cache_bytes_ = 0;
     try {
-      k_cache_.assign(per_layer * size_t(s.layers), 0.f);
-      v_cache_.assign(per_layer * size_t(s.layers), 0.f);
+      k_cache_ = alloc_cache(bytes);
+      v_cache_ = alloc_cache(bytes);
     } catch (const std::bad_alloc&) {
-      SSPAN_FAIL("the KV cache ({:.1f} GB for {} sequences x {} positions) does not fit in memory; "
-                 "lower --max-context or the batch size",
-                 2.0 * double(per_layer * size_t(s.layers)) * sizeof(float) / 1e9, s.slots, s.max_ctx);
+      k_cache_.reset();
+      SSPAN_FAIL("the KV cache ({:.1f} GB for {} sequences x {} positions in {}) does not fit in memory; "
+                 "lower --max-context or the batch size, or use --kv-dtype f16",
+                 2.0 * double(bytes) / 1e9, s.slots, s.max_ctx, dtype_name(kv_dtype_));
     }
+    cache_bytes_ = 2 * bytes;
   }
-  size_t kv_cache_bytes() const override { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
+  size_t kv_cache_bytes() const override { return cache_bytes_; }
 
   void set_step(const StepBatch& step) override {
-    const size_t n = step.tokens.size();
-    SSPAN_CHECK(step.pos.size() == n && step.slot.size() == n, "step: tokens/pos/slot sizes differ");
-    for (size_t i = 0; i < n; ++i) {
-      SSPAN_CHECK(step.slot[i] >= 0 && step.slot[i] < kv_.slots, "step: slot {} outside [0, {})", step.slot[i],
-                  kv_.slots);
-      SSPAN_CHECK(step.pos[i] >= 0 && step.pos[i] < kv_.max_ctx, "step: position {} outside the context of {}",
-                  step.pos[i], kv_.max_ctx);
-    }
+    validate_step(step, {kv_.slots, kv_.max_ctx, 0});
     step_ = step;
+    logit_origins_.assign(step);
     if (step.span) {
-      validate_span(*step.span, step.pos);
-      span_ = step.span;
-    } else {
-      dense_.reset(64);
-      for (size_t i = 0; i < n; ++i) dense_.add_dense_row(step.pos[i]);
-      span_ = &dense_;
+      attended_.assign(*step.span);
+    } else {  // every row Dense (validate_step)
+      attended_.assign_dense(step.pos);
     }
   }
 
@@ -111,18 +132,21 @@ class CpuBackend final : public Backend {
   }
   void kv_append(int layer, const Tensor& k, const Tensor& v, int n) override {
     const int D = kv_.head_dim, Hkv = kv_.kv_heads;
+    const size_t elem = dtype_size(kv_dtype_);
     for (int i = 0; i < n; ++i)
       for (int h = 0; h < Hkv; ++h) {
-        const size_t dst = cache_offset(layer, step_.slot[size_t(i)], h, step_.pos[size_t(i)]);
-        std::memcpy(&k_cache_[dst], k.ptr<float>() + (int64_t(i) * Hkv + h) * D, size_t(D) * 4);
-        std::memcpy(&v_cache_[dst], v.ptr<float>() + (int64_t(i) * Hkv + h) * D, size_t(D) * 4);
+        const size_t dst = cache_offset(layer, step_.slot[size_t(i)], h, step_.pos[size_t(i)]) * elem;
+        const int64_t src = (int64_t(i) * Hkv + h) * D;
+        cpu::store_kv(k.ptr<float>() + src, k_cache_.get() + dst, kv_dtype_, D, isa_);
+        cpu::store_kv(v.ptr<float>() + src, v_cache_.get() + dst, kv_dtype_, D, isa_);
       }
   }
   void attention(int layer, const Tensor& q, Tensor& out, int n) override {
-    const size_t base = cache_offset(layer, 0, 0, 0);
-    cpu::KvLayerView kv{&k_cache_[base], &v_cache_[base], kv_.slots, kv_.kv_heads, kv_.max_ctx, kv_.head_dim};
-    cpu::span_attention(q.ptr<float>(), kv, step_.slot.data(), *span_, out.ptr<float>(), n,
-                        int(row_width(q) / kv_.head_dim));
+    const size_t base = cache_offset(layer, 0, 0, 0) * dtype_size(kv_dtype_);
+    const cpu::KvLayerView kv{k_cache_.get() + base, v_cache_.get() + base, kv_.slots, kv_.kv_heads,
+                              kv_.max_ctx,           kv_.head_dim,          kv_dtype_};
+    cpu::span_attention(q.ptr<float>(), kv, step_.slot.data(), attended_, out.ptr<float>(), n,
+                        int(row_width(q) / kv_.head_dim), attention_, workspace_);
   }
   void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, int n) override {
     cpu::swiglu(gate.ptr<float>(), up.ptr<float>(), out.ptr<float>(), int64_t(n) * row_width(gate));
@@ -142,55 +166,40 @@ class CpuBackend final : public Backend {
     const size_t count = size_t(m) * size_t(row_width(logits));
     SSPAN_CHECK(dst.size() >= count, "read_logits: destination holds {} floats, need {}", dst.size(), count);
     std::memcpy(dst.data(), logits.data, count * 4);
+    check_logits_finite(dst.first(count), row_width(logits), m, logit_origins_);
   }
 
  private:
+  // Element offset of (layer, slot, head, position) in the cache.
   size_t cache_offset(int layer, int slot, int h, int pos) const {
     return (((size_t(layer) * kv_.slots + size_t(slot)) * kv_.kv_heads + size_t(h)) * kv_.max_ctx + size_t(pos)) *
            kv_.head_dim;
   }
 
-  // Cheap checks that keep a malformed span from reading outside the cache.
-  void validate_span(const SpanBatch& s, std::span<const int32_t> pos) const {
-    const size_t rows = pos.size();
-    SSPAN_CHECK(valid_block_size(s.block_size), "span: block size {} not supported", s.block_size);
-    SSPAN_CHECK(s.pos.size() == rows && s.tail_start.size() == rows && s.indptr.size() == rows + 1,
-                "span: encoding has {} rows, step has {}", s.pos.size(), rows);
-    SSPAN_CHECK(s.masks.size() == s.block_ids.size() * size_t(s.words_per_block()) &&
-                    size_t(s.indptr.back()) == s.block_ids.size(),
-                "span: block arrays are inconsistent");
-    for (size_t r = 0; r < rows; ++r) {
-      SSPAN_CHECK(s.pos[r] == pos[r], "span: row {} is for position {}, step token is at {}", r, s.pos[r], pos[r]);
-      SSPAN_CHECK(s.tail_start[r] >= 0 && s.tail_start[r] <= s.pos[r], "span: row {} tail starts at {} after t={}",
-                  r, s.tail_start[r], s.pos[r]);
-      int32_t prev = -1;
-      for (int32_t e = s.indptr[r]; e < s.indptr[r + 1]; ++e) {
-        const int32_t b = s.block_ids[size_t(e)];
-        SSPAN_CHECK(b > prev && int64_t(b) * s.block_size < s.tail_start[r],
-                    "span: row {} lists block {} out of order or past its tail", r, b);
-        prev = b;
-      }
-      if (s.indptr[r + 1] > s.indptr[r]) {  // no bit of the last block may reach the tail
-        const size_t e = size_t(s.indptr[r + 1] - 1);
-        const int W = s.words_per_block();
-        for (int w = 0; w < W; ++w)
-          for (int j = 0; j < 32; ++j)
-            if ((s.masks[e * size_t(W) + size_t(w)] >> j) & 1u)
-              SSPAN_CHECK(int64_t(s.block_ids[e]) * s.block_size + 32 * w + j < s.tail_start[r],
-                          "span: row {} block {} has bits at or past its tail", r, s.block_ids[e]);
-      }
-    }
-  }
-
   KvCacheShape kv_;
-  std::vector<float> k_cache_, v_cache_;  // [L][S][Hkv][C][D]
+  DType kv_dtype_;
+  cpu::Isa isa_;
+  CacheBuffer k_cache_, v_cache_;  // [L][S][Hkv][C][D] of kv_dtype_
+  size_t cache_bytes_ = 0;
   StepBatch step_;
-  const SpanBatch* span_ = nullptr;
-  SpanBatch dense_;
+  cpu::AttendedRanges attended_;  // this step's attended positions, read by every layer
+  cpu::AttentionConfig attention_;
+  cpu::AttentionWorkspace workspace_;
+  LogitRowOrigins logit_origins_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int threads) { return std::make_unique<CpuBackend>(threads); }
+DType cpu_kv_dtype(std::string_view option, const Checkpoint& checkpoint) {
+  if (option == "auto")
+    return checkpoint.get("model.embed_tokens.weight").dtype == DType::F32 ? DType::F32 : DType::F16;
+  DType t;
+  SSPAN_CHECK(parse_dtype(option, &t), "--kv-dtype '{}' is not one of auto, f32, f16, bf16", option);
+  return t;
+}
+
+std::unique_ptr<Backend> make_cpu_backend(int threads, DType kv_dtype) {
+  return std::make_unique<CpuBackend>(threads, kv_dtype);
+}
 
 }  // namespace sspan

@@ -1,13 +1,12 @@
 #pragma once
-// Dot products of an fp32 vector with a weight row stored as fp32, fp16 or bf16.
-// The fused (convert while reading) and the buffered (convert first, then dot in fp32)
-// forms execute the same sequence of fp32 operations, so they give identical results:
-// the matmul may choose either form depending on the number of rows without changing
-// any output bit.
+// Dot products of an fp32 vector with a row stored as fp32, fp16 or bf16 (attention's
+// q . k), and conversion of stored rows to fp32. The matmul has its own register-tiled
+// kernels (matmul_kernels.h).
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
+#include "common/convert.h"
 #include "sspan/dtype.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -63,7 +62,7 @@ struct BF16Row {
 
 // sum_i row[i] * x[i] in a fixed association order: two 8-lane accumulators over
 // 16-element chunks, an 8-element remainder into the first, a horizontal sum, then a
-// scalar fma tail. dot4 below performs exactly these operations for each of its pairs.
+// scalar fma tail.
 template <class Row>
 inline float dot(const Row& row, const float* x, int64_t K) {
   int64_t i = 0;
@@ -89,62 +88,7 @@ inline float dot(const Row& row, const float* x, int64_t K) {
   return acc + tail;
 }
 
-// out[j] = dot(row, x[j], K) for four vectors at once, bit-identical to four dot() calls:
-// one weight load feeds four FMAs, which is what makes several-row matmuls fast.
-template <class Row>
-inline void dot4(const Row& row, const float* const x[4], int64_t K, float out[4]) {
-  int64_t i = 0;
-#ifdef SSPAN_CPU_AVX2
-  __m256 a0[4], a1[4];
-  for (int j = 0; j < 4; ++j) a0[j] = a1[j] = _mm256_setzero_ps();
-  for (; i + 16 <= K; i += 16) {
-    const __m256 w0 = row.load8(i), w1 = row.load8(i + 8);
-    for (int j = 0; j < 4; ++j) {
-      a0[j] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[j] + i), a0[j]);
-      a1[j] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[j] + i + 8), a1[j]);
-    }
-  }
-  for (; i + 8 <= K; i += 8) {
-    const __m256 w0 = row.load8(i);
-    for (int j = 0; j < 4; ++j) a0[j] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[j] + i), a0[j]);
-  }
-  for (int j = 0; j < 4; ++j) out[j] = hsum(_mm256_add_ps(a0[j], a1[j]));
-#else
-  for (int j = 0; j < 4; ++j) {
-    float lanes[2][8] = {};
-    int64_t k = 0;
-    for (; k + 16 <= K; k += 16)
-      for (int a = 0; a < 2; ++a)
-        for (int l = 0; l < 8; ++l) lanes[a][l] = std::fma(row.load1(k + 8 * a + l), x[j][k + 8 * a + l], lanes[a][l]);
-    for (; k + 8 <= K; k += 8)
-      for (int l = 0; l < 8; ++l) lanes[0][l] = std::fma(row.load1(k + l), x[j][k + l], lanes[0][l]);
-    out[j] = hsum(lanes[0], lanes[1]);
-    i = k;
-  }
-#endif
-  for (int j = 0; j < 4; ++j) {
-    float tail = 0.f;
-    for (int64_t k = i; k < K; ++k) tail = std::fma(row.load1(k), x[j][k], tail);
-    out[j] += tail;
-  }
-}
-
-// Convert `count` stored elements starting at src to fp32.
-inline void to_f32(const void* src, DType dtype, int64_t count, float* dst) {
-  if (dtype == DType::F32) {
-    std::memcpy(dst, src, size_t(count) * 4);
-    return;
-  }
-  const auto* s = static_cast<const uint16_t*>(src);
-  if (dtype == DType::F16) {
-    int64_t i = 0;
-#ifdef SSPAN_CPU_AVX2
-    for (; i + 8 <= count; i += 8) _mm256_storeu_ps(dst + i, F16Row{s}.load8(i));
-#endif
-    for (; i < count; ++i) dst[i] = half_to_float(s[i]);
-  } else {
-    for (int64_t i = 0; i < count; ++i) dst[i] = bf16_to_float(s[i]);
-  }
-}
+// to_f32 (bulk conversion to fp32) lives in common/convert.h; the matmul calls it unqualified.
+using sspan::to_f32;
 
 }  // namespace sspan::cpu

@@ -1,76 +1,87 @@
-// y[n, O] = x[n, K] . W[O, K]^T on the CPU.
-//  - one row (batch-1 decode): each weight row is read once and dotted as it is
-//    converted; the loop is memory-bound and parallel over output rows.
-//  - several rows: a tile of weight rows is converted to fp32 once and reused for every
-//    input row, so weights are still read from memory once per call.
-#include <omp.h>
-
-#include <vector>
+// y[n, O] = x[n, K] . W[O, K]^T on the CPU: the matmul split into blocks for the threads,
+// each block computed by the register-tiled kernels of matmul_kernels.h.
+//
+// A task is a block of up to kRowBlock x-rows by a block of weight rows sized to stay in
+// L2 (kWeightBlockBytes): the weights come from memory once per task and are reused from
+// L2 by every x tile. Batch-1 decode is the same code with one x row: memory-bound, each
+// weight read once, every thread streaming its own blocks.
+#include <algorithm>
+#include <cstddef>
 
 #include "cpu/dot.h"
+#include "cpu/matmul_kernels.h"
 #include "cpu/ops.h"
+#include "cpu/thread_pool.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
 
 namespace sspan::cpu {
 namespace {
 
-// Below this many multiply-adds a parallel region costs more than it saves.
+constexpr int64_t kWeightBlockBytes = int64_t(128) << 10;  // a quarter of a 512 KiB L2
+constexpr int64_t kRowBlock = 64;
+constexpr int64_t kTasksPerThread = 4;                      // slack for a late thread
+// Below this many multiply-adds a parallel job costs more than it saves.
 constexpr int64_t kParallelWork = int64_t(1) << 16;
 
-template <class Row>
-void matmul_one_row(const float* x, const WeightView& w, float* y) {
-  const int64_t O = w.rows, K = w.cols;
-  const auto* base = static_cast<const typename std::remove_pointer_t<decltype(Row::p)>*>(w.data);
-#pragma omp parallel for schedule(static) if (O * K >= kParallelWork)
-  for (int64_t o = 0; o < O; ++o) y[o] = dot(Row{base + o * K}, x, K);
-}
-
-void matmul_rows(const float* x, const WeightView& w, float* y, int n) {
-  constexpr int64_t kTile = 16;  // weight rows converted together (fits L2 for K <= 16k)
-  const int64_t O = w.rows, K = w.cols;
-  const size_t esz = dtype_size(w.dtype);
-  const auto* base = static_cast<const std::byte*>(w.data);
-#pragma omp parallel if (O * K * n >= kParallelWork)
-  {
-    // Per-thread conversion buffer, grown once: nothing is allocated in steady decoding.
-    thread_local std::vector<float> tile;
-    if (tile.size() < size_t(kTile * K)) tile.resize(size_t(kTile * K));
-#pragma omp for schedule(static)
-    for (int64_t o0 = 0; o0 < O; o0 += kTile) {
-      const int64_t rows = std::min(kTile, O - o0);
-      const float* t = tile.data();
-      if (w.dtype == DType::F32) {
-        t = reinterpret_cast<const float*>(base + size_t(o0 * K) * esz);
-      } else {
-        to_f32(base + size_t(o0 * K) * esz, w.dtype, rows * K, tile.data());
-      }
-      for (int64_t r = 0; r < rows; ++r) {
-        const F32Row w{t + r * K};
-        int i = 0;
-        for (; i + 4 <= n; i += 4) {  // four input rows per weight-row pass
-          const float* xs[4] = {x + int64_t(i) * K, x + int64_t(i + 1) * K, x + int64_t(i + 2) * K,
-                                x + int64_t(i + 3) * K};
-          float out[4];
-          dot4(w, xs, K, out);
-          for (int j = 0; j < 4; ++j) y[int64_t(i + j) * O + o0 + r] = out[j];
-        }
-        for (; i < n; ++i) y[int64_t(i) * O + o0 + r] = dot(w, x + int64_t(i) * K, K);
-      }
-    }
-  }
+bool cpu_has_avx2_fma_f16c() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  const bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28), f16c = c & (1u << 29);
+  if (!(fma && osxsave && avx && f16c)) return false;
+  unsigned xcr0_lo, xcr0_hi;
+  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & 6u) != 6u) return false;  // the OS saves the ymm registers
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  return b & (1u << 5);
+#else
+  return false;
+#endif
 }
 
 }  // namespace
 
+std::vector<const MatmulKernels*> runnable_matmul_kernels() {
+  std::vector<const MatmulKernels*> sets;
+  if (const MatmulKernels* avx2 = avx2_matmul_kernels(); avx2 && cpu_has_avx2_fma_f16c()) sets.push_back(avx2);
+  sets.push_back(&scalar_matmul_kernels());
+  return sets;
+}
+
+const MatmulKernels& matmul_kernels() {
+  static const MatmulKernels* best = runnable_matmul_kernels().front();
+  return *best;
+}
+
 void matmul(const float* x, const WeightView& w, float* y, int n) {
-  if (n <= 0) return;
-  if (n == 1) {
-    switch (w.dtype) {
-      case DType::F32: return matmul_one_row<F32Row>(x, w, y);
-      case DType::F16: return matmul_one_row<F16Row>(x, w, y);
-      case DType::BF16: return matmul_one_row<BF16Row>(x, w, y);
-    }
-  }
-  matmul_rows(x, w, y, n);
+  if (n <= 0 || w.rows <= 0) return;
+  const MatmulKernels& ks = matmul_kernels();
+  const MatmulBlockFn kernel = ks.for_dtype(w.dtype);
+  const int64_t O = w.rows, K = w.cols;
+  const int64_t row_bytes = std::max<int64_t>(1, K * int64_t(dtype_size(w.dtype)));
+
+  // Weight rows per task: fill the L2 share, but leave every thread a few tasks.
+  const int64_t x_blocks = (n + kRowBlock - 1) / kRowBlock;
+  const int64_t min_w_blocks = (kTasksPerThread * num_threads() + x_blocks - 1) / x_blocks;
+  int64_t w_rows = std::min(kWeightBlockBytes / row_bytes, (O + min_w_blocks - 1) / min_w_blocks);
+  w_rows = std::max<int64_t>(ks.nr, w_rows / ks.nr * ks.nr);
+  const int64_t w_blocks = (O + w_rows - 1) / w_rows;
+
+  parallel_for(
+      x_blocks * w_blocks,
+      [&](int64_t task, int) {
+        const int64_t i0 = task / w_blocks * kRowBlock, o0 = task % w_blocks * w_rows;
+        MatmulBlock b;
+        b.x = x + i0 * K, b.ldx = K;
+        b.w = static_cast<const std::byte*>(w.data) + o0 * row_bytes, b.ldw = K;
+        b.y = y + i0 * O + o0, b.ldy = O;
+        b.m = std::min<int64_t>(kRowBlock, n - i0), b.n = std::min(w_rows, O - o0), b.K = K;
+        kernel(b);
+      },
+      O * K * n >= kParallelWork ? 0 : 1);
 }
 
 void embedding(const WeightView& table, const int32_t* ids, float* out, int n) {

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
 #include <set>
@@ -27,8 +28,41 @@ namespace {
 using cuda::DeviceBuffer;
 using cuda::PinnedBuffer;
 
-constexpr int kMaxDecodeSplits = 64;
 constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;
+
+// The process-wide routing counters behind cuda::attention_routing().
+struct RoutingCounters {
+  std::atomic<int64_t> steps{0}, prefill_steps{0}, decode_steps{0}, mixed_steps{0}, prefill_rows{0}, decode_rows{0};
+};
+RoutingCounters& routing_counters() {
+  static RoutingCounters c;
+  return c;
+}
+
+void count_routing(const cuda::RowRoutes& r) {
+  RoutingCounters& c = routing_counters();
+  ++c.steps;
+  c.prefill_steps += r.prefill_tiles > 0;
+  c.decode_steps += r.decode_rows > 0;
+  c.mixed_steps += r.prefill_tiles > 0 && r.decode_rows > 0;
+  c.prefill_rows += r.prefill_rows;
+  c.decode_rows += r.decode_rows;
+}
+
+cuda::DeviceLimits device_limits(int device) {
+  cuda::DeviceLimits d;
+  auto attr = [device](cudaDeviceAttr a) {
+    int v = 0;
+    SSPAN_CUDA_CHECK(cudaDeviceGetAttribute(&v, a, device));
+    return v;
+  };
+  d.sm_count = attr(cudaDevAttrMultiProcessorCount);
+  d.max_smem_per_block_optin = attr(cudaDevAttrMaxSharedMemoryPerBlockOptin);
+  d.max_smem_per_sm = attr(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
+  d.reserved_smem_per_block = attr(cudaDevAttrReservedSharedMemoryPerBlock);
+  d.max_blocks_per_sm = attr(cudaDevAttrMaxBlocksPerMultiprocessor);
+  return d;
+}
 
 cudaDataType_t cuda_type(DType t) {
   switch (t) {
@@ -76,7 +110,11 @@ class CudaBackend final : public Backend {
     SSPAN_CHECK(prop.major >= 8, "CUDA backend: device {} ({}) has compute capability {}.{}; 8.0 or newer is needed",
                 device_index, prop.name, prop.major, prop.minor);
     device_name_ = prop.name;
-    sm_count_ = prop.multiProcessorCount;
+    limits_ = device_limits(device_index);
+    SSPAN_CHECK(options_.decode_warps == 0 || options_.decode_warps == 2 || options_.decode_warps == 4,
+                "CUDA backend: decode warps {} (0 for the device's choice, 2 or 4)", options_.decode_warps);
+    SSPAN_CHECK(options_.min_prefill_run >= 1, "CUDA backend: minimum prefill run {} must be >= 1",
+                options_.min_prefill_run);
     SSPAN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     SSPAN_CUBLAS_CHECK(cublasCreate(&cublas_));
     SSPAN_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
@@ -107,7 +145,9 @@ class CudaBackend final : public Backend {
 
   Tensor load_table(std::span<const float> values) override {
     auto buf = std::make_shared<DeviceBuffer>(values.size_bytes(), "fp32 table");
-    SSPAN_CUDA_CHECK(cudaMemcpy(buf->get(), values.data(), values.size_bytes(), cudaMemcpyHostToDevice));
+    // On the backend's stream; the wait keeps the (pageable) source alive until it is copied.
+    SSPAN_CUDA_CHECK(cudaMemcpyAsync(buf->get(), values.data(), values.size_bytes(), cudaMemcpyHostToDevice, stream_));
+    SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
     return device_tensor(std::move(buf), {int64_t(values.size())}, DType::F32);
   }
 
@@ -120,9 +160,26 @@ class CudaBackend final : public Backend {
   }
 
   void alloc_kv_cache(const KvCacheShape& s) override {
-    SSPAN_CHECK(s.layers > 0 && s.slots > 0 && s.kv_heads > 0 && s.max_ctx > 0 && (s.head_dim == 64 || s.head_dim == 128),
-                "KV cache shape L={} S={} Hkv={} C={} D={} is not supported (D must be 64 or 128)", s.layers, s.slots,
+    SSPAN_CHECK(s.layers > 0 && s.slots > 0 && s.kv_heads > 0 && s.max_ctx > 0,
+                "KV cache shape L={} S={} Hkv={} C={} D={}: every size must be positive", s.layers, s.slots,
                 s.kv_heads, s.max_ctx, s.head_dim);
+    SSPAN_CHECK(cuda::head_dim_supported(s.head_dim),
+                "the CUDA backend does not support head_dim {} (the model's hidden size / attention heads); it runs "
+                "head_dim {}",
+                s.head_dim, cuda::supported_head_dims());
+    const int elem = int(dtype_size(dtype_));
+    // Launch configuration for this device (throws naming the limit when nothing fits).
+    decode_warps_ =
+        options_.decode_warps ? options_.decode_warps : cuda::choose_decode_warps(limits_, s.head_dim, elem);
+    SSPAN_CHECK(cuda::decode_smem_layout(s.head_dim, elem, decode_warps_).bytes <=
+                    size_t(limits_.max_smem_per_block_optin),
+                "CUDA backend: {} decode warps at head_dim {} need more shared memory than device {} allows ({} B)",
+                decode_warps_, s.head_dim, device_name_, limits_.max_smem_per_block_optin);
+    prefill_keys_ = cuda::choose_prefill_keys(limits_, s.head_dim, elem);
+    decode_ctas_per_sm_ = kernels::sparse_decode_ctas_per_sm(dtype_, s.head_dim, decode_warps_);
+    SSPAN_CHECK(decode_ctas_per_sm_ >= 1, "CUDA backend: the decode kernel does not fit an SM of device {}",
+                device_name_);
+
     const size_t each = size_t(s.layers) * s.slots * s.kv_heads * s.max_ctx * s.head_dim * dtype_size(dtype_);
     size_t free_b = 0, total_b = 0;
     SSPAN_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
@@ -131,12 +188,14 @@ class CudaBackend final : public Backend {
                                                                   s.slots, s.kv_heads, s.max_ctx, s.head_dim)));
     k_cache_ = DeviceBuffer(each, "KV cache keys");
     v_cache_ = DeviceBuffer(each, "KV cache values");
-    SSPAN_CUDA_CHECK(cudaMemset(k_cache_.get(), 0, each));
-    SSPAN_CUDA_CHECK(cudaMemset(v_cache_.get(), 0, each));
+    // No kernel reads a position before it is appended; zeros (not stale bits) are there
+    // anyway, ordered with everything else on the backend's stream.
+    SSPAN_CUDA_CHECK(cudaMemsetAsync(k_cache_.get(), 0, each, stream_));
+    SSPAN_CUDA_CHECK(cudaMemsetAsync(v_cache_.get(), 0, each, stream_));
     kv_ = s;
-    // Split states: splits > 1 only while rows * Hkv < 2 * SMs, so rows * Hkv * splits
-    // stays under 4 * SMs; times the largest group and D.
-    const int64_t states = int64_t(4) * sm_count_ * kernels::kDecodeMaxGroup;
+    // Split states: choose_decode_splits keeps rows * Hkv * splits within two waves of
+    // resident CTAs (max_splits below); times the largest group.
+    const int64_t states = int64_t(2) * limits_.sm_count * decode_ctas_per_sm_ * kernels::kDecodeMaxGroup;
     part_o_ = DeviceBuffer(size_t(states) * s.head_dim * sizeof(float), "decode split outputs");
     part_m_ = DeviceBuffer(size_t(states) * sizeof(float), "decode split maxima");
     part_d_ = DeviceBuffer(size_t(states) * sizeof(float), "decode split sums");
@@ -152,8 +211,18 @@ class CudaBackend final : public Backend {
   // ---- per step ----
   void set_step(const StepBatch& step) override {
     SSPAN_CHECK(!capturing_, "set_step inside a captured forward step");
-    const cuda::StepLimits limits{kv_.slots, kv_.max_ctx, vocab_};
-    if (steps_.upload(step, limits, stream_)) graphs_.clear();
+    if (steps_.upload(step, {kv_.slots, kv_.max_ctx, vocab_}, options_.min_prefill_run, stream_)) graphs_.clear();
+    logit_origins_.assign(step);
+    const cuda::StepInfo& info = steps_.info();
+    // Splits of the decode kernel for this step (part of a captured graph's shape).
+    decode_splits_ = 1;
+    if (info.routes.decode_rows > 0) {
+      const int ctas = info.routes.decode_rows * kv_.kv_heads;
+      const int64_t capacity = part_states_ / (int64_t(ctas) * kernels::kDecodeMaxGroup);
+      decode_splits_ = cuda::choose_decode_splits({ctas, limits_.sm_count * decode_ctas_per_sm_, info.max_decode_items,
+                                                   int(std::min<int64_t>(capacity, 1 << 20))});
+    }
+    count_routing(info.routes);
   }
 
   void forward_step(const StepBatch& step, const std::function<void()>& body) override {
@@ -162,7 +231,9 @@ class CudaBackend final : public Backend {
     const bool graphable = options_.use_graphs && info.rows > 0 && info.distinct_slots &&
                            info.rows <= options_.max_graph_rows;
     if (!graphable) return body();
-    const GraphKey key{info.rows, info.logit_rows, info.block_size, info.words_per_block};
+    const GraphKey key{info.rows,          info.logit_rows,          info.block_size,
+                       info.words_per_block, info.routes.decode_rows, info.routes.prefill_tiles,
+                       decode_splits_};
     if (uncapturable_.count(key)) return body();
     auto it = graphs_.find(key);
     if (it == graphs_.end()) {
@@ -279,7 +350,7 @@ class CudaBackend final : public Backend {
     const int64_t head_stride = int64_t(kv_.max_ctx) * d;
     const int64_t slot_stride = head_stride * kv_.kv_heads;
     if (n == 0) return;
-    if (!info.has_span && info.max_tile_rows > 1) {  // dense prompt rows: tensor-core prefill
+    if (info.routes.prefill_tiles > 0) {  // dense prompt runs: tensor-core prefill
       kernels::PrefillParams p;
       p.q = q.data;
       p.k_cache = cache_layer(k_cache_, layer);
@@ -291,15 +362,17 @@ class CudaBackend final : public Backend {
       p.slot = dev.slot;
       p.pos = dev.pos;
       p.tiles = dev.prefill_tiles;
-      p.num_tiles = info.prefill_tiles;
+      p.num_tiles = info.routes.prefill_tiles;
+      p.max_tile_rows = info.routes.max_tile_rows;
       p.q_heads = q_heads;
       p.kv_heads = kv_.kv_heads;
       p.head_dim = d;
       p.scale = 1.f / std::sqrt(float(d));
+      p.keys = prefill_keys_;
       kernels::launch_prefill_attention(p, dtype_, stream_);
-      return;
     }
-    kernels::SparseDecodeParams p;
+    if (info.routes.decode_rows == 0) return;
+    kernels::SparseDecodeParams p;  // sparse rows and dense decode rows
     p.q = q.data;
     p.k_cache = cache_layer(k_cache_, layer);
     p.v_cache = cache_layer(v_cache_, layer);
@@ -307,6 +380,7 @@ class CudaBackend final : public Backend {
     p.cache_slot_stride = slot_stride;
     p.cache_head_stride = head_stride;
     p.max_ctx = kv_.max_ctx;
+    p.row_ids = dev.decode_rows;
     p.slot = dev.slot;
     p.indptr = dev.indptr;
     p.block_ids = dev.block_ids;
@@ -318,14 +392,20 @@ class CudaBackend final : public Backend {
     p.part_o = part_o_.as<float>();
     p.part_m = part_m_.as<float>();
     p.part_d = part_d_.as<float>();
-    p.rows = n;
+    p.rows = info.routes.decode_rows;
     p.q_heads = q_heads;
     p.kv_heads = kv_.kv_heads;
     p.head_dim = d;
     p.block_size = info.block_size;
     p.scale = 1.f / std::sqrt(float(d));
-    p.splits = kernels::choose_decode_splits(n, kv_.kv_heads, sm_count_, kMaxDecodeSplits);
-    while (p.splits > 1 && int64_t(n) * q_heads * p.splits > part_states_) --p.splits;
+    p.splits = decode_splits_;
+    SSPAN_CHECK(int64_t(p.rows) * q_heads * p.splits <= part_states_, "attention: {} split states for {} held",
+                int64_t(p.rows) * q_heads * p.splits, part_states_);
+    p.warps = decode_warps_;
+    using Choice = CudaBackendOptions::DecodeMathChoice;
+    p.math = options_.decode_math == Choice::Scalar       ? cuda::DecodeMath::Scalar
+             : options_.decode_math == Choice::TensorCore ? cuda::DecodeMath::TensorCore
+                                                          : cuda::choose_decode_math(q_heads / kv_.kv_heads);
     kernels::launch_sparse_decode_attention(p, dtype_, stream_);
   }
 
@@ -369,9 +449,10 @@ class CudaBackend final : public Backend {
     const float* src = logits_as_f32(logits, count);
     SSPAN_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src, size_t(count) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    check_logits_finite(dst.first(size_t(count)), vocab, m, logit_origins_);
   }
 
-  bool sample_on_device(const Tensor& logits, int m, const SamplingConfig& config, std::span<const float> uniforms,
+  bool sample_on_device(const Tensor& logits, int m, const SamplingOptions& config, std::span<const float> uniforms,
                         std::span<int32_t> ids) override {
     const int64_t vocab = row_elems(logits);
     SSPAN_CHECK(m > 0 && logits.dim(0) >= m && int64_t(ids.size()) >= m, "sample: {} rows of {} into {} ids", m,
@@ -406,6 +487,14 @@ class CudaBackend final : public Backend {
     }
     SSPAN_CUDA_CHECK(cudaMemcpyAsync(ids_host, ids_dev, size_t(m) * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
     SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (int r = 0; r < m; ++r) {  // the kernels flag rows they could not choose from
+      SSPAN_CHECK(ids_host[r] != kernels::kNonFiniteRow,
+                  "the logits after {} are not finite (NaN or an infinity): the activations overflowed {} or a "
+                  "weight holds NaN",
+                  logit_origins_.describe(r), dtype_name(dtype_));
+      SSPAN_CHECK(ids_host[r] >= 0 && ids_host[r] < vocab, "device sampling chose id {} for {}, outside [0, {})",
+                  ids_host[r], logit_origins_.describe(r), vocab);
+    }
     std::copy(ids_host, ids_host + m, ids.begin());
     return true;
   }
@@ -421,7 +510,8 @@ class CudaBackend final : public Backend {
     return static_cast<const float*>(logits_f32_.get());
   }
 
-  using GraphKey = std::tuple<int, int, int, int>;  // rows, logit rows, block size, mask words
+  // rows, logit rows, block size, mask words, decode rows, prefill tiles, decode splits
+  using GraphKey = std::tuple<int, int, int, int, int, int, int>;
 
   void expect(const Tensor& t, DType dtype, const char* what) const {
     SSPAN_CHECK(t.device == Device::CUDA && t.data != nullptr, "{}: not a CUDA tensor", what);
@@ -443,7 +533,9 @@ class CudaBackend final : public Backend {
   int device_index_;
   CudaBackendOptions options_;
   std::string device_name_;
-  int sm_count_ = 0;
+  cuda::DeviceLimits limits_;
+  int decode_warps_ = 4, prefill_keys_ = 64, decode_ctas_per_sm_ = 1;
+  int decode_splits_ = 1;  // of the current step
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   DeviceBuffer cublas_workspace_;
@@ -457,6 +549,7 @@ class CudaBackend final : public Backend {
   DeviceBuffer sample_ids_, sample_uniforms_;  // [M] chosen ids, [M] uniforms
   PinnedBuffer sample_host_;                 // [M] ids then [M] uniforms, host side
   int64_t vocab_ = 0;
+  LogitRowOrigins logit_origins_;  // the current step's logit rows, for error messages
 
   cuda::StepBuffers steps_;
   std::map<GraphKey, GraphExecPtr> graphs_;
@@ -474,5 +567,22 @@ std::unique_ptr<Backend> make_cuda_backend(DType dtype, int device_index, const 
 std::unique_ptr<Backend> make_cuda_backend(DType dtype, int device_index) {
   return make_cuda_backend(dtype, device_index, CudaBackendOptions{});
 }
+
+namespace cuda {
+
+AttentionRouting attention_routing() {
+  const RoutingCounters& c = routing_counters();
+  return {c.steps.load(), c.prefill_steps.load(), c.decode_steps.load(), c.mixed_steps.load(), c.prefill_rows.load(),
+          c.decode_rows.load()};
+}
+
+void reset_attention_routing() {
+  RoutingCounters& c = routing_counters();
+  for (std::atomic<int64_t>* v : {&c.steps, &c.prefill_steps, &c.decode_steps, &c.mixed_steps, &c.prefill_rows,
+                                  &c.decode_rows})
+    v->store(0);
+}
+
+}  // namespace cuda
 
 }  // namespace sspan

@@ -40,3 +40,14 @@ namespace sspan::cuda {
       ::sspan::cuda::throw_cuda_error(sspan_err_, "launch of " kernel_name, __FILE__,  \
                                       __LINE__);                                       \
   } while (0)
+
+namespace sspan::cuda {
+
+// The calling thread's current device (cudaGetDevice, checked).
+inline int current_device() {
+  int device = 0;
+  SSPAN_CUDA_CHECK(cudaGetDevice(&device));
+  return device;
+}
+
+}  // namespace sspan::cuda

@@ -4,7 +4,7 @@
 #include <set>
 
 #include "common/check.h"
-#include "io/model_files.h"
+#include "io/untrusted_files.h"
 #include "io/shard_index.h"
 #include "sspan/checkpoint.h"
 
@@ -33,11 +33,9 @@ std::vector<fs::path> files_with_ext(const fs::path& dir, std::initializer_list<
 Checkpoint Checkpoint::open(const fs::path& dir) {
   std::error_code ec;
   SSPAN_CHECK(fs::exists(dir, ec), "checkpoint directory '{}' does not exist", dir.string());
-  SSPAN_CHECK(fs::is_directory(dir, ec), "checkpoint path '{}' is not a directory", dir.string());
-
   Checkpoint ck;
   ck.dir_ = dir;
-  // Every weights file is opened through here: the link rule first (io/model_files.h).
+  // Every weights file is opened through here: the link rule first (io/untrusted_files.h).
   auto open_file = [&](const fs::path& path) {
     io::check_inside_model_dir(dir, path);
     ck.files_.push_back(SafetensorsFile::open(path));
@@ -50,6 +48,13 @@ Checkpoint Checkpoint::open(const fs::path& dir) {
                   f->path().string(), t.name);
     }
   };
+  if (fs::is_regular_file(dir, ec) && dir.extension() == ".safetensors") {  // one file, on its own
+    ck.files_.push_back(SafetensorsFile::open(dir));
+    add_file_tensors(ck.files_.back());
+    return ck;
+  }
+  SSPAN_CHECK(fs::is_directory(dir, ec), "checkpoint path '{}' is neither a directory nor a .safetensors file",
+              dir.string());
 
   if (fs::exists(dir / kIndexName, ec)) {
     const fs::path index_path = dir / kIndexName;

@@ -3,8 +3,9 @@
 #include <limits>
 
 #include "common/check.h"
+#include "io/config_sizes.h"
 #include "io/json_strict.h"
-#include "io/model_files.h"
+#include "io/untrusted_files.h"
 #include "sspan/config.h"
 
 namespace sspan {
@@ -175,10 +176,12 @@ DType parse_torch_dtype(const Fields& f) {
   SSPAN_FAIL("{}: {} '{}' is not supported (float32, float16 or bfloat16)", f.src(), key, io::brief_text(s));
 }
 
+}  // namespace
+
 // Every size the engine computes from the config must fit its type: q_dim() and kv_dim()
 // are int (so a tensor row count), and the parameter count must fit int64 with room to
 // spare. A config that breaks this describes no checkpoint that can exist.
-void check_sizes(const ModelConfig& c, std::string_view src) {
+void check_config_sizes(const ModelConfig& c, std::string_view src) {
   constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
   SSPAN_CHECK(int64_t(c.num_attention_heads) * c.head_dim <= kMaxInt,
               "{}: num_attention_heads {} x head_dim {} = {} is beyond any tensor's row count", src,
@@ -198,8 +201,6 @@ void check_sizes(const ModelConfig& c, std::string_view src) {
               src, c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads,
               c.num_key_value_heads, c.head_dim, c.vocab_size);
 }
-
-}  // namespace
 
 ModelConfig ModelConfig::from_json(std::string_view text, std::string_view src) {
   const json j = io::parse_json_strict(text, src);
@@ -239,12 +240,12 @@ ModelConfig ModelConfig::from_json(std::string_view text, std::string_view src) 
                 c.vocab_size);
   SSPAN_CHECK(c.bos_token_id >= 0 && c.bos_token_id < c.vocab_size,
               "{}: bos_token_id {} is outside the vocabulary of {}", src, c.bos_token_id, c.vocab_size);
-  check_sizes(c, src);
+  check_config_sizes(c, src);
   return c;
 }
 
 ModelConfig ModelConfig::from_file(const std::filesystem::path& path) {
-  // config.json is a file of a model directory: the link rule of io/model_files.h holds.
+  // config.json is a file of a model directory: the link rule of io/untrusted_files.h holds.
   std::error_code ec;
   SSPAN_CHECK(std::filesystem::exists(path, ec), "{}: cannot open model config: no such file", path.string());
   io::check_inside_model_dir(path.parent_path(), path);

@@ -1,73 +1,49 @@
 #include "io/model_files.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
+#include <system_error>
 
 #include "common/check.h"
 
-namespace sspan::io {
+namespace sspan {
 namespace fs = std::filesystem;
-
-std::string read_regular_file(const fs::path& path, size_t max_bytes, std::string_view what) {
-  const std::string src = path.string();
-  // O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; the
-  // fstat below then refuses it. Regular files ignore the flag.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  SSPAN_CHECK(fd >= 0, "{}: cannot open {}: {}", src, what, std::strerror(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  SSPAN_CHECK(::fstat(fd, &st) == 0, "{}: cannot stat {}: {}", src, what, std::strerror(errno));
-  SSPAN_CHECK(S_ISREG(st.st_mode), "{}: the {} is not a regular file", src, what);
-  SSPAN_CHECK(uint64_t(st.st_size) <= max_bytes, "{}: the {} is {} bytes, more than the limit of {}", src, what,
-              uint64_t(st.st_size), max_bytes);
-  std::string text(size_t(st.st_size), '\0');
-  size_t got = 0;
-  while (got < text.size()) {
-    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    SSPAN_CHECK(n >= 0, "{}: reading the {} failed: {}", src, what, std::strerror(errno));
-    if (n == 0) break;  // shrank while we read: keep what is there
-    got += size_t(n);
-  }
-  text.resize(got);
-  return text;
-}
 
 namespace {
 
-// `inner` lies in `outer` (both canonical): outer's components are a prefix of inner's.
-bool is_within(const fs::path& inner, const fs::path& outer) {
-  auto i = inner.begin();
-  for (auto o = outer.begin(); o != outer.end(); ++o, ++i)
-    if (i == inner.end() || *i != *o) return false;
-  return true;
+enum class ModelKind { Directory, Gguf, Safetensors };
+
+ModelKind model_kind(const fs::path& model) {
+  std::error_code ec;
+  SSPAN_CHECK(fs::exists(model, ec), "model path '{}' does not exist", model.string());
+  if (fs::is_directory(model, ec)) return ModelKind::Directory;
+  const std::string ext = model.extension().string();
+  if (ext == ".gguf") return ModelKind::Gguf;
+  if (ext == ".safetensors") return ModelKind::Safetensors;
+  SSPAN_FAIL("model path '{}' is neither a directory, a .gguf file nor a .safetensors file", model.string());
+}
+
+// The directory holding config.json and the tokenizer of a non-GGUF model path.
+fs::path model_dir(const fs::path& model, ModelKind kind) {
+  if (kind == ModelKind::Directory) return model;
+  return model.parent_path().empty() ? fs::path(".") : model.parent_path();
 }
 
 }  // namespace
 
-void check_inside_model_dir(const fs::path& dir, const fs::path& file) {
-  std::error_code ec;
-  const fs::path root = fs::canonical(dir.empty() ? fs::path(".") : dir, ec);
-  SSPAN_CHECK(!ec, "model directory '{}' cannot be resolved: {}", dir.string(), ec.message());
-  const fs::path target = fs::canonical(file, ec);
-  SSPAN_CHECK(!ec, "{}: cannot be resolved (a dangling link?): {}", file.string(), ec.message());
-  if (is_within(target, root)) return;
-  // A Hugging Face cache: <repo>/snapshots/<revision>/<file> -> ../../blobs/<hash>.
-  if (root.parent_path().filename() == "snapshots") {
-    const fs::path blobs = fs::canonical(root.parent_path().parent_path() / "blobs", ec);
-    if (!ec && is_within(target, blobs)) return;
-  }
-  SSPAN_FAIL("{}: leads to {}, outside the model directory {} (a file of a model directory must resolve "
-             "inside it, or inside the Hugging Face cache's blobs/ for a snapshot)",
-             file.string(), target.string(), root.string());
+ModelMeta open_model_meta(const fs::path& model, const fs::path& tokenizer_file) {
+  const ModelKind kind = model_kind(model);
+  if (kind == ModelKind::Gguf)
+    return {ModelConfig::from_gguf(model), Tokenizer::load(tokenizer_file.empty() ? model : tokenizer_file), model};
+  const fs::path dir = model_dir(model, kind);
+  return {ModelConfig::from_file(dir / "config.json"),
+          tokenizer_file.empty() ? Tokenizer::for_model_dir(dir) : Tokenizer::load(tokenizer_file),
+          dir / "config.json"};
 }
 
-}  // namespace sspan::io
+ModelFiles open_model_files(const fs::path& model, const fs::path& tokenizer_file, DType dequant_dtype) {
+  const ModelKind kind = model_kind(model);
+  ModelMeta meta = open_model_meta(model, tokenizer_file);
+  Checkpoint ckpt = kind == ModelKind::Gguf ? Checkpoint::open_gguf(model, dequant_dtype) : Checkpoint::open(model);
+  return {std::move(meta.config), std::move(ckpt), std::move(meta.tokenizer), std::move(meta.config_file)};
+}
+
+}  // namespace sspan

@@ -1,23 +1,34 @@
 #pragma once
-// Opening the files of a model directory, which we do not trust: a FIFO named
-// config.json would block open() forever, a link to /dev/zero never ends, and a link
-// may point anywhere on the machine.
-#include <cstddef>
+// What a model path (`-m`) holds: a Hugging Face directory (config.json, safetensors,
+// tokenizer.model or tokenizer.json), one .safetensors file with config.json and the
+// tokenizer beside it, or a GGUF file (hyper-parameters, weights and tokenizer in one).
 #include <filesystem>
-#include <string>
-#include <string_view>
 
-namespace sspan::io {
+#include "sspan/checkpoint.h"
+#include "sspan/config.h"
+#include "sspan/tokenizer.h"
 
-// The whole of `path`, which must be a regular file (links followed) of at most
-// `max_bytes`. `what` names the file's role in errors ("model config").
-std::string read_regular_file(const std::filesystem::path& path, size_t max_bytes, std::string_view what);
+namespace sspan {
 
-// The link rule for a file found in model directory `dir`: with every link followed it
-// must lie inside `dir`, or, when `dir` is a Hugging Face cache snapshot
-// (<repo>/snapshots/<revision>), inside that cache's <repo>/blobs, where the snapshot's
-// links point. Throws naming the file and where it leads otherwise (or when it is a
-// dangling link).
-void check_inside_model_dir(const std::filesystem::path& dir, const std::filesystem::path& file);
+struct ModelFiles {
+  ModelConfig config;
+  Checkpoint checkpoint;
+  Tokenizer tokenizer;
+  std::filesystem::path config_file;  // where the hyper-parameters came from: config.json or the .gguf
+};
 
-}  // namespace sspan::io
+// The hyper-parameters and the tokenizer alone (no weights are mapped or dequantized):
+// what a tool needs to prepare its inputs before it builds an Engine.
+struct ModelMeta {
+  ModelConfig config;
+  Tokenizer tokenizer;
+  std::filesystem::path config_file;  // config.json or the .gguf
+};
+ModelMeta open_model_meta(const std::filesystem::path& model, const std::filesystem::path& tokenizer_file);
+
+// `tokenizer_file` (may be empty) replaces the tokenizer the model path would give.
+// `dequant_dtype`: what quantized GGUF weights become (the backend's weight dtype).
+ModelFiles open_model_files(const std::filesystem::path& model, const std::filesystem::path& tokenizer_file,
+                            DType dequant_dtype);
+
+}  // namespace sspan

@@ -52,6 +52,12 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
       break;
     case RopeScaling::Type::Llama3: apply_llama3(c.rope_scaling, inv_freq); break;
   }
+  const auto& factors = c.rope_scaling.freq_factors;
+  if (!factors.empty()) {
+    SSPAN_CHECK(factors.size() == inv_freq.size(), "rope frequency factors: {} for {} frequencies", factors.size(),
+                inv_freq.size());
+    for (size_t i = 0; i < factors.size(); ++i) inv_freq[i] /= factors[i];
+  }
   return inv_freq;
 }
 

@@ -1,11 +1,6 @@
 // safetensors: an 8-byte little-endian header length N, N bytes of JSON header, then the
 // data section. Validation follows the reference implementation: every byte of the data
 // section belongs to exactly one tensor, in offset order, and nothing follows the last.
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -14,6 +9,7 @@
 
 #include "common/check.h"
 #include "io/json_strict.h"
+#include "io/mapped_file.h"
 #include "sspan/checkpoint.h"
 
 namespace sspan {
@@ -165,35 +161,15 @@ SafetensorsHeader parse_safetensors(std::span<const std::byte> file, std::string
 }
 
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::path& path) {
-  const std::string src = path.string();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO must not block
-  SSPAN_CHECK(fd >= 0, "{}: cannot open: {}", src, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    SSPAN_FAIL("{}: not a regular file", src);
-  }
   std::shared_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->path_ = path;
-  f->map_size_ = size_t(st.st_size);
-  if (f->map_size_ > 0) {  // mmap refuses length 0; an empty file fails the parse below
-    void* p = ::mmap(nullptr, f->map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    const int err = errno;
-    ::close(fd);
-    SSPAN_CHECK(p != MAP_FAILED, "{}: cannot map {} bytes: {}", src, f->map_size_, std::strerror(err));
-    f->map_ = p;
-  } else {
-    ::close(fd);
-  }
-  const std::span<const std::byte> bytes(static_cast<const std::byte*>(f->map_), f->map_size_);
-  f->header_ = parse_safetensors(bytes, src);  // on throw, ~SafetensorsFile unmaps
+  f->map_ = std::make_unique<io::MappedFile>(path);
+  f->header_ = parse_safetensors(f->map_->bytes(), path.string());
   for (size_t i = 0; i < f->header_.tensors.size(); ++i) f->index_.emplace(f->header_.tensors[i].name, i);
   return f;
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  if (map_) ::munmap(map_, map_size_);
-}
+SafetensorsFile::~SafetensorsFile() = default;
 
 const TensorInfo* SafetensorsFile::find(std::string_view name) const {
   const auto it = index_.find(name);

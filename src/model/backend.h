@@ -12,30 +12,62 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/tensor.h"
 #include "sspan/checkpoint.h"
+#include "sspan/sampling.h"
 #include "sspan/span.h"
 
 namespace sspan {
 
+// How one query row attends, stated by the caller for every row of a step.
+enum class RowMode : uint8_t {
+  Dense,   // causal: every position of the row's slot in [0, pos]; its span row, if the
+           // step has a span, must be the dense row (SpanBatch::row_is_dense)
+  Sparse,  // exactly the positions its span row lists (blocks + dense tail)
+};
+
 // What one forward step processes, on the host. The backend copies it to its own memory
-// in set_step (one upload per step on a GPU).
+// in set_step (one upload per step on a GPU). validate_step states the rules.
 struct StepBatch {
   std::span<const int32_t> tokens;  // [n] token ids
   std::span<const int32_t> pos;     // [n] position of each token in its sequence
   std::span<const int32_t> slot;    // [n] KV-cache slot of each token's sequence
-  const SpanBatch* span = nullptr;  // rows = n; nullptr: every row dense (causal)
+  std::span<const RowMode> mode;    // [n] how each row attends
+  const SpanBatch* span = nullptr;  // [n rows] the attended sets; may be null only when every
+                                    // row is Dense
   std::span<const int32_t> logit_rows;  // rows whose logits the caller wants, ascending
 };
 
-// How the next token is chosen from a row of logits (see src/runtime/sampler.h).
-struct SamplingConfig {
-  float temperature = 0.f;  // 0: greedy
-  int top_k = 0;            // 0: off
-  float top_p = 1.f;        // 1: off
+// What a step is checked against: the KV cache and (when known) the vocabulary.
+struct StepLimits {
+  int slots = 0;
+  int max_ctx = 0;
+  int64_t vocab = 0;  // 0: token ids are not checked
 };
+
+// The checks every backend runs in set_step, before anything reads memory through the
+// step (src/model/step_batch.cpp): equal lengths of tokens, pos, slot and mode; slots and
+// positions inside the cache; token ids inside the vocabulary; logit rows ascending and
+// inside the step; the span valid (SpanBatch::validate) with one row per step row at the
+// same position, each Dense row encoded as the dense row; no Sparse row without a span.
+// Throws sspan::Error naming the first violation.
+void validate_step(const StepBatch& step, const StepLimits& limits);
+
+// Where each logit row of a step came from (the position and KV slot of its token), kept
+// by a backend in set_step so that errors about logits name the token.
+struct LogitRowOrigins {
+  std::vector<int32_t> pos, slot;  // [m]
+  void assign(const StepBatch& step);
+  std::string describe(int row) const;  // "the token at position P of KV slot S"
+};
+
+// Every logit must be finite: NaN or an infinity means the activations overflowed (or a
+// weight holds NaN), and no token choice over such a row is meaningful. Throws naming the
+// first bad row's token and the offending value. logits: [m, vocab].
+void check_logits_finite(std::span<const float> logits, int64_t vocab, int m, const LogitRowOrigins& origins);
 
 struct KvCacheShape {
   int layers = 0, slots = 0, kv_heads = 0, max_ctx = 0, head_dim = 0;
@@ -48,6 +80,8 @@ class Backend {
   virtual Device device() const = 0;
   // Activations dtype: F32 on the CPU; F16/BF16 on a GPU.
   virtual DType act_dtype() const = 0;
+  // KV cache element type: the activations' unless the backend keeps it otherwise.
+  virtual DType kv_dtype() const { return act_dtype(); }
 
   // ---- memory (all before the first step) ----
   // A weight from the checkpoint, kept or converted to the backend's weight dtype.
@@ -96,15 +130,22 @@ class Backend {
   // Copy logits[m, V] (fp32 on the host side) into dst.
   virtual void read_logits(const Tensor& logits, std::span<float> dst, int m) = 0;
   // Choose the next token of each of the m logit rows where the logits live, so only the
-  // ids cross to the host. uniforms[i] in [0, 1) drives row i when sampling. Returns
-  // false when the backend leaves token selection to the host (the CPU backend).
-  virtual bool sample_on_device(const Tensor& logits, int m, const SamplingConfig& config,
+  // ids cross to the host. uniforms[i] in [0, 1) drives row i when sampling. Only the
+  // temperature, top-k and top-p of `options` apply (the caller checks device_capable()).
+  // Returns false when the backend leaves token selection to the host (the CPU backend).
+  virtual bool sample_on_device(const Tensor& logits, int m, const SamplingOptions& options,
                                 std::span<const float> uniforms, std::span<int32_t> ids) {
     return false;
   }
 };
 
-std::unique_ptr<Backend> make_cpu_backend(int threads);
+// kv_dtype: the element type of the CPU KV cache (F32, F16 or BF16); attention converts
+// half-precision keys and values to fp32 in registers.
+std::unique_ptr<Backend> make_cpu_backend(int threads, DType kv_dtype = DType::F32);
+// The CPU KV cache type for a --kv-dtype value: "f32", "f16", "bf16" (or another spelling
+// parse_dtype accepts), or "auto": f16 when the checkpoint's weights are half precision
+// (fp16 or bf16), f32 when they are fp32. Throws on anything else.
+DType cpu_kv_dtype(std::string_view option, const Checkpoint& checkpoint);
 #ifdef SSPAN_WITH_CUDA
 std::unique_ptr<Backend> make_cuda_backend(DType dtype, int device_index);
 #endif

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "common/check.h"
-#include "cpu/dot.h"
+#include "common/convert.h"
 #include "model/weight_check.h"
 
 namespace sspan {
@@ -27,7 +27,7 @@ const TensorInfo& expect(const Checkpoint& ckpt, const std::string& name, std::v
 // Norm weights are tiny and used in fp32 on every backend.
 Tensor load_norm(Backend& be, const TensorInfo& t) {
   std::vector<float> v(size_t(t.numel()));
-  cpu::to_f32(t.data, t.dtype, t.numel(), v.data());
+  to_f32(t.data, t.dtype, t.numel(), v.data());
   return be.load_table(v);
 }
 
@@ -103,7 +103,8 @@ void LlamaModel::allocate(int max_rows, int max_logit_rows, int slots, int max_c
   try {
     allocate_buffers(R, M, slots, max_ctx, act);
   } catch (const std::bad_alloc&) {
-    const MemoryPlan plan = plan_memory(c, max_rows, max_logit_rows, slots, max_ctx, act, backend_.device());
+    const MemoryPlan plan = plan_memory(c, max_rows, max_logit_rows, slots, max_ctx, act, backend_.kv_dtype(),
+                                        backend_.device());
     SSPAN_FAIL("out of host memory allocating the model's buffers: {}", plan.summary());
   }
   max_rows_ = max_rows;
@@ -169,11 +170,20 @@ void LlamaModel::forward_body(int n, int m) {
   be.matmul(a_.last, w_.lm_head, a_.logits, m);
 }
 
+size_t LlamaModel::step_weight_bytes(int rows, int logit_rows) const {
+  size_t total = size_t(rows) * size_t(config_.hidden_size) * dtype_size(w_.embed.dtype);
+  for (const LlamaLayer& L : w_.layers)
+    for (const Tensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down})
+      total += t->nbytes();
+  if (logit_rows > 0) total += w_.final_norm.nbytes() + w_.lm_head.nbytes();
+  return total;
+}
+
 void LlamaModel::read_logits(std::span<float> dst, int m) { backend_.read_logits(a_.logits, dst, m); }
 
-bool LlamaModel::sample_on_device(int m, const SamplingConfig& config, std::span<const float> uniforms,
+bool LlamaModel::sample_on_device(int m, const SamplingOptions& options, std::span<const float> uniforms,
                                   std::span<int32_t> ids) {
-  return backend_.sample_on_device(a_.logits, m, config, uniforms, ids);
+  return backend_.sample_on_device(a_.logits, m, options, uniforms, ids);
 }
 
 }  // namespace sspan

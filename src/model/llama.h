@@ -74,10 +74,14 @@ class LlamaModel {
   void forward(const StepBatch& step);
   void read_logits(std::span<float> dst, int m);
   // Token selection on the backend's device; false when it leaves that to the host.
-  bool sample_on_device(int m, const SamplingConfig& config, std::span<const float> uniforms,
+  bool sample_on_device(int m, const SamplingOptions& options, std::span<const float> uniforms,
                         std::span<int32_t> ids);
 
-  size_t weight_bytes() const { return weight_bytes_; }
+  size_t weight_bytes() const { return weight_bytes_; }  // as stored in the checkpoint
+  // Weight bytes one forward step of `rows` rows and `logit_rows` logit rows reads, in the
+  // dtype the backend holds each weight in: every layer matrix and norm once, the
+  // embedding rows of the step's tokens, the final norm and LM head when logits are wanted.
+  size_t step_weight_bytes(int rows, int logit_rows) const;
 
  private:
   void forward_body(int n, int m);

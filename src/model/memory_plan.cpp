@@ -45,7 +45,7 @@ uint64_t MemoryPlan::device_bytes() const {
 }
 
 MemoryPlan plan_memory(const ModelConfig& c, int rows, int logit_rows, int slots, int max_ctx, DType act,
-                       Device device) {
+                       DType kv, Device device) {
   const int64_t a = int64_t(dtype_size(act));
   const bool host = device == Device::CPU;
   const std::string R = fmt::format("{} rows (the larger of --max-step-rows and the batch)", rows);
@@ -71,7 +71,8 @@ MemoryPlan plan_memory(const ModelConfig& c, int rows, int logit_rows, int slots
        fmt::format("keys and values x num_hidden_layers {} x batch {} x num_key_value_heads {} x --max-context {} x "
                    "head_dim {}",
                    c.num_hidden_layers, slots, c.num_key_value_heads, max_ctx, c.head_dim),
-       product({2, c.num_hidden_layers, slots, c.num_key_value_heads, max_ctx, c.head_dim, a}), host});
+       product({2, c.num_hidden_layers, slots, c.num_key_value_heads, max_ctx, c.head_dim, int64_t(dtype_size(kv))}),
+       host});
   return p;
 }
 

@@ -28,10 +28,10 @@ struct MemoryPlan {
 };
 
 // What LlamaModel::allocate(rows, logit_rows, slots, max_ctx) and the engine's host copy
-// of the logits take on a backend whose activations are `act` in `device` memory (the
-// KV cache has the activation type).
+// of the logits take on a backend whose activations are `act` and KV cache `kv`, in
+// `device` memory.
 MemoryPlan plan_memory(const ModelConfig& config, int rows, int logit_rows, int slots, int max_ctx, DType act,
-                       Device device);
+                       DType kv, Device device);
 
 // The host memory a process may use: physical memory, or the address-space limit when
 // that is lower.

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/check.h"
+#include "cpu/thread_pool.h"
 
 namespace sspan {
 namespace {
@@ -44,12 +45,10 @@ NonFinite find_non_finite(std::span<const TensorInfo* const> tensors) {
   for (size_t k = 0; k < tensors.size(); ++k)
     for (int64_t b = 0, n = tensors[k]->numel(); b < n; b += kChunk) items.push_back({k, b, std::min(n, b + kChunk)});
   std::vector<char> bad(items.size(), 0);
-  const auto n_items = int64_t(items.size());
-#pragma omp parallel for schedule(dynamic, 4) if (n_items > 8)
-  for (int64_t i = 0; i < n_items; ++i) {
+  cpu::parallel_for(int64_t(items.size()), [&](int64_t i, int) {
     const Item& it = items[size_t(i)];
     bad[size_t(i)] = any_non_finite(*tensors[it.tensor], it.begin, it.end);
-  }
+  });
   const auto first = std::find(bad.begin(), bad.end(), 1);
   if (first == bad.end()) return {};
   const Item& it = items[size_t(first - bad.begin())];

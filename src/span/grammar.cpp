@@ -2,7 +2,7 @@
 // (format: docs/grammars.md).
 #include "common/check.h"
 #include "io/json_strict.h"
-#include "io/model_files.h"
+#include "io/untrusted_files.h"
 #include "sspan/span.h"
 
 namespace sspan {

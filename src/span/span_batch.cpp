@@ -113,6 +113,18 @@ void SpanBatch::add_row(const std::vector<PosRange>& before_tail, int32_t tail, 
   pos.push_back(t);
 }
 
+void SpanBatch::add_attended_row(std::span<const PosRange> attended, int32_t t) {
+  SSPAN_CHECK(!attended.empty() && attended.back().end == t + 1,
+              "span batch row: the attended ranges of position {} must end with a range that ends at {} (a "
+              "position always attends itself)",
+              t, t + 1);
+  const PosRange tail = attended.back();
+  SSPAN_CHECK(tail.begin >= 0 && tail.begin <= t, "span batch row: range [{}, {}) is empty or negative", tail.begin,
+              tail.end);
+  before_tail_.assign(attended.begin(), attended.end() - 1);
+  add_row(before_tail_, tail.begin, t);  // checks the ranges before the tail
+}
+
 std::vector<PosRange> SpanBatch::row_ranges(int r) const {
   SSPAN_CHECK(r >= 0 && r < rows(), "span batch row {} outside [0, {})", r, rows());
   std::vector<PosRange> out;
@@ -133,6 +145,51 @@ int64_t SpanBatch::row_count(int r) const {
   for (size_t i = size_t(indptr[size_t(r)]) * words; i < size_t(indptr[size_t(r) + 1]) * words; ++i)
     count += std::popcount(masks[i] & word_mask);
   return count + (pos[size_t(r)] - tail_start[size_t(r)] + 1);
+}
+
+bool SpanBatch::row_is_dense(int r) const {
+  SSPAN_CHECK(r >= 0 && r < rows(), "span batch row {} outside [0, {})", r, rows());
+  return indptr[size_t(r)] == indptr[size_t(r) + 1] && tail_start[size_t(r)] == 0;
+}
+
+void SpanBatch::validate() const {
+  SSPAN_CHECK(valid_block_size(block_size), "span batch: block size {} is not one of 16, 32, 64, 128, 256",
+              block_size);
+  const size_t n = pos.size();
+  SSPAN_CHECK(tail_start.size() == n && indptr.size() == n + 1,
+              "span batch: {} positions but {} tail starts and {} row offsets (want {} and {})", n,
+              tail_start.size(), indptr.size(), n, n + 1);
+  const size_t words = size_t(words_per_block());
+  SSPAN_CHECK(indptr[0] == 0 && size_t(indptr[n]) == block_ids.size() && masks.size() == block_ids.size() * words,
+              "span batch: row offsets run from {} to {} over {} block ids with {} mask words ({} per block)",
+              indptr[0], indptr[n], block_ids.size(), masks.size(), words);
+  // Bits a mask word may hold: all 32, or the low 16 of a 16-position block.
+  const uint32_t word_bits = block_size < 32 ? (1u << block_size) - 1u : 0xFFFFFFFFu;
+  for (size_t r = 0; r < n; ++r) {
+    const int32_t t = pos[r], tail = tail_start[r];
+    SSPAN_CHECK(t >= 0, "span batch: row {} has a negative position {}", r, t);
+    SSPAN_CHECK(tail >= 0 && tail <= t, "span batch: row {} has tail start {} outside [0, t={}]", r, tail, t);
+    SSPAN_CHECK(indptr[r] <= indptr[r + 1], "span batch: row offsets decrease at row {} ({} then {})", r, indptr[r],
+                indptr[r + 1]);
+    int32_t prev = -1;
+    for (int32_t e = indptr[r]; e < indptr[r + 1]; ++e) {
+      const int32_t b = block_ids[size_t(e)];
+      SSPAN_CHECK(b > prev, "span batch: row {} lists block {} after block {} (ids must ascend)", r, b, prev);
+      SSPAN_CHECK(int64_t(b) * block_size < tail, "span batch: row {} lists block {} (positions from {}) at or after "
+                  "its tail start {}", r, b, int64_t(b) * block_size, tail);
+      prev = b;
+      const uint32_t* mask = masks.data() + size_t(e) * words;
+      for (size_t w = words; w-- > 0;) {  // the highest set bit decides
+        SSPAN_CHECK((mask[w] & ~word_bits) == 0, "span batch: row {} block {} sets bits above position {} of a {}-"
+                    "position block", r, b, block_size - 1, block_size);
+        if (mask[w] == 0) continue;
+        const int64_t last = int64_t(b) * block_size + 32 * int64_t(w) + (31 - std::countl_zero(mask[w]));
+        SSPAN_CHECK(last < tail, "span batch: row {} block {} attends position {}, at or after its tail start {}", r,
+                    b, last, tail);
+        break;
+      }
+    }
+  }
 }
 
 }  // namespace sspan

@@ -226,10 +226,6 @@ int64_t SpanState::last_count() const {
   return s.t_sparse ? s.before_count + (s.t - s.tail_start + 1) : int64_t(s.t) + 1;
 }
 
-double SpanState::last_sparsity() const {
-  return 1.0 - double(last_count()) / double(last_pos() + 1);
-}
-
 void SpanState::append_last(SpanBatch& batch) const {
   const Impl& s = pushed();
   SSPAN_CHECK(batch.block_size == s.block_size,

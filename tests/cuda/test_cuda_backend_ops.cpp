@@ -5,6 +5,8 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "backend_pair.h"
@@ -31,13 +33,15 @@ class CudaOpsTest : public ::testing::TestWithParam<DType> {
       pos_[size_t(i)] = int32_t(rng_() % 500u);
       slot_[size_t(i)] = i % 4;
     }
-    StepBatch step{tokens_, pos_, slot_, nullptr, logit_rows_};
+    mode_.assign(size_t(n), RowMode::Dense);
+    StepBatch step{tokens_, pos_, slot_, mode_, nullptr, logit_rows_};
     pair_->set_step(step);
   }
 
   std::mt19937 rng_{1234};
   std::unique_ptr<BackendPair> pair_;
   std::vector<int32_t> tokens_, pos_, slot_, logit_rows_;
+  std::vector<RowMode> mode_;
 };
 
 TEST_P(CudaOpsTest, Embedding) {
@@ -150,38 +154,86 @@ TEST_P(CudaOpsTest, WeightsFromHalfCheckpointTensors) {
 
 TEST_P(CudaOpsTest, BadStepsAreErrors) {
   std::vector<int32_t> tok{1}, pos{600}, slot{0};
-  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, nullptr, {}}), Error);  // pos >= C
+  const std::vector<RowMode> dense{RowMode::Dense}, sparse{RowMode::Sparse};
+  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, dense, nullptr, {}}), Error);  // pos >= C
   pos = {3};
   slot = {9};
-  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, nullptr, {}}), Error);  // slot >= S
+  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, dense, nullptr, {}}), Error);  // slot >= S
   slot = {0};
+  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, {}, nullptr, {}}), Error);      // no row modes
+  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, sparse, nullptr, {}}), Error);  // Sparse, no span
   auto table = pair_->weight({10, 64}, random_values(rng_, 640, dt()));
   auto out = pair_->activation({1, 64});
   tok = {10};
-  pair_->gpu->set_step(StepBatch{tok, pos, slot, nullptr, {}});
+  pair_->gpu->set_step(StepBatch{tok, pos, slot, dense, nullptr, {}});
   EXPECT_THROW(pair_->gpu->embedding(table.gpu, out.gpu, 1), Error);  // token outside the vocabulary
-  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, nullptr, {}}), Error);  // now checked here too
+  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, dense, nullptr, {}}), Error);  // now checked here too
 }
 
 TEST_P(CudaOpsTest, BadSpansAreErrors) {
+  // The same rules as the CPU backend (validate_step, SpanBatch::validate).
   std::vector<int32_t> tok{1, 2}, pos{100, 200}, slot{0, 1};
+  const std::vector<RowMode> mode{RowMode::Sparse, RowMode::Sparse};
   SpanBatch span;
   span.reset(16);
   span.add_row({{0, 10}}, 90, 100);
-  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, &span, {}}), Error);  // 1 span row for 2 rows
+  auto step = [&](const SpanBatch& s, std::span<const RowMode> m) { return StepBatch{tok, pos, slot, m, &s, {}}; };
+  EXPECT_THROW(pair_->gpu->set_step(step(span, mode)), Error);  // 1 span row for 2 rows
   span.add_row({{16, 40}}, 150, 200);
-  pair_->gpu->set_step(StepBatch{tok, pos, slot, &span, {}});  // well formed
+  pair_->set_step(step(span, mode));  // well formed, on both backends
+  const std::vector<RowMode> dense_first{RowMode::Dense, RowMode::Sparse};
+  EXPECT_THROW(pair_->gpu->set_step(step(span, dense_first)), Error);  // a Dense row with a sparse span row
+  EXPECT_THROW(pair_->cpu->set_step(step(span, dense_first)), Error);
   SpanBatch late = span;
-  late.masks[0] = 1u << 15;  // row 0 attends position 6 * 16 + 15 = 111, past its tail start 90
-  late.block_ids[0] = 6;
-  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, &late, {}}), Error);
+  late.masks[0] = 1u << 15;  // row 0 attends position 5 * 16 + 15 = 95, past its tail start 90
+  late.block_ids[0] = 5;
+  EXPECT_THROW(pair_->gpu->set_step(step(late, mode)), Error);
   SpanBatch unsorted = span;
   ASSERT_EQ(unsorted.block_ids, (std::vector<int32_t>{0, 1, 2}));
   std::swap(unsorted.block_ids[1], unsorted.block_ids[2]);  // row 1 lists blocks 1, 2: now 2, 1
-  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, &unsorted, {}}), Error);
+  EXPECT_THROW(pair_->gpu->set_step(step(unsorted, mode)), Error);
   SpanBatch moved = span;
   moved.pos[1] = 199;
-  EXPECT_THROW(pair_->gpu->set_step(StepBatch{tok, pos, slot, &moved, {}}), Error);  // span pos != token pos
+  EXPECT_THROW(pair_->gpu->set_step(step(moved, mode)), Error);  // span pos != token pos
+}
+
+TEST_P(CudaOpsTest, UnsupportedHeadDimIsRefusedByName) {
+  auto gpu = make_cuda_backend(dt(), 0, {});
+  try {
+    gpu->alloc_kv_cache({1, 1, 1, 16, 112});
+    ADD_FAILURE() << "head_dim 112 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("head_dim 112"), std::string::npos) << e.what();
+  }
+  for (int d : {32, 48, 64, 80, 96, 128}) EXPECT_NO_THROW(gpu->alloc_kv_cache({1, 1, 1, 16, d})) << d;
+}
+
+TEST_P(CudaOpsTest, NonFiniteLogitsAreAnErrorNamingTheToken) {
+  const int n = 2, vocab = 50;
+  logit_rows_ = {0, 1};
+  decode_step(n);
+  auto logits = pair_->activation_f32({n, vocab});
+  std::vector<float> values(size_t(n) * vocab, 0.25f);
+  values[vocab + 7] = NAN;
+  upload_as(DType::F32, values, logits.gpu.data);
+  std::vector<float> host(values.size());
+  try {
+    pair_->gpu->read_logits(logits.gpu, host, n);
+    ADD_FAILURE() << "NaN logits read without an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("position " + std::to_string(pos_[1])), std::string::npos) << e.what();
+  }
+  std::vector<int32_t> ids(n);
+  for (float temperature : {0.f, 0.8f}) {
+    SamplingOptions cfg;
+    cfg.temperature = temperature;
+    const std::vector<float> u{0.5f, 0.5f};
+    EXPECT_THROW(pair_->gpu->sample_on_device(logits.gpu, n, cfg, u, ids), Error) << "temperature " << temperature;
+  }
+  values[vocab + 7] = 1.f;
+  upload_as(DType::F32, values, logits.gpu.data);
+  ASSERT_TRUE(pair_->gpu->sample_on_device(logits.gpu, n, {}, {}, ids));
+  EXPECT_EQ(ids, (std::vector<int32_t>{0, 7}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaOpsTest, ::testing::Values(DType::F16, DType::BF16),

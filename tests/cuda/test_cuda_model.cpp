@@ -2,7 +2,8 @@
 // backend, on a tiny random checkpoint stored in the device dtype (so both use the same
 // weights): batched prefill of two prompts, then decode steps of both sequences, dense and
 // with spans, replayed from captured graphs. Activations are rounded to fp16/bf16 after
-// every op on the GPU, so the logits get a looser bound than a single op.
+// every op on the GPU, so the logits get a looser bound than a single op: an error norm
+// of 1e-2 (fp16) / 5e-2 (bf16), and every logit within 5x that of (|ref| + rms).
 #include <gtest/gtest.h>
 
 #include <numeric>
@@ -52,6 +53,7 @@ TEST_P(CudaModelTest, LogitsMatchTheCpuBackend) {
     gpu.read_logits(b, m);
     const double err = rel_error(b, a);
     EXPECT_LE(err, bound) << what;
+    expect_close(b, a, 5 * bound, what + " (every logit)");
   };
 
   // Prefill: prompts of 40 and 25 tokens in one step (slots 0 and 1).
@@ -64,7 +66,8 @@ TEST_P(CudaModelTest, LogitsMatchTheCpuBackend) {
     }
   rows.resize(tokens.size());
   std::iota(rows.begin(), rows.end(), 0);
-  compare({tokens, pos, slot, nullptr, rows}, "prefill");
+  const std::vector<RowMode> dense(tokens.size(), RowMode::Dense);
+  compare({tokens, pos, slot, dense, nullptr, rows}, "prefill");
 
   // Decode: both sequences one token per step; every third step with spans.
   std::vector<int32_t> next_pos{40, 25}, dslot{0, 1}, drows{0, 1};
@@ -76,8 +79,9 @@ TEST_P(CudaModelTest, LogitsMatchTheCpuBackend) {
       const int t = next_pos[size_t(r)], tail_start = t - 3;
       span.add_row(random_clusters(rng, tail_start, 8, 0.5), tail_start, t);
     }
-    compare({dtok, next_pos, dslot, step % 3 == 2 ? &span : nullptr, drows},
-            "decode step " + std::to_string(step));
+    const bool sparse = step % 3 == 2;
+    const std::vector<RowMode> mode(2, sparse ? RowMode::Sparse : RowMode::Dense);
+    compare({dtok, next_pos, dslot, mode, sparse ? &span : nullptr, drows}, "decode step " + std::to_string(step));
     for (int32_t& p : next_pos) ++p;
   }
 }

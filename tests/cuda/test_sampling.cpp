@@ -1,5 +1,6 @@
 // Device sampling: argmax exact; top-k / top-p samples always inside the allowed set, and
-// their frequencies match the renormalised distribution (fixed seed).
+// their frequencies match the renormalised distribution (fixed seed); rows holding NaN or
+// an infinity are flagged, never sampled.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,15 +19,12 @@ using cuda::DeviceBuffer;
 
 template <class T>
 DeviceBuffer to_device(const std::vector<T>& v) {
-  DeviceBuffer b(v.size() * sizeof(T), "sampling test input");
-  cudaMemcpy(b.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice);
-  return b;
+  return device_copy(v, "sampling test input");
 }
 
 std::vector<int32_t> from_device(const DeviceBuffer& b, size_t n) {
   std::vector<int32_t> out(n, -7);
-  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  cudaMemcpy(out.data(), b.get(), n * sizeof(int32_t), cudaMemcpyDeviceToHost);
+  download_bytes(out.data(), b.get(), n * sizeof(int32_t));
   return out;
 }
 
@@ -61,6 +59,20 @@ std::vector<double> allowed_distribution(const std::vector<float>& z, float temp
   return w;
 }
 
+kernels::SamplingParams sampling_params(const DeviceBuffer& logits, const DeviceBuffer& uniforms, DeviceBuffer& out,
+                                        int rows, int vocab, float temperature, int top_k, float top_p) {
+  kernels::SamplingParams p;
+  p.logits = logits.as<float>();
+  p.uniforms = uniforms.as<float>();
+  p.out = out.as<int32_t>();
+  p.rows = rows;
+  p.vocab = vocab;
+  p.temperature = temperature;
+  p.top_k = top_k;
+  p.top_p = top_p;
+  return p;
+}
+
 class SamplingTest : public ::testing::Test {
  protected:
   void SetUp() override { SSPAN_REQUIRE_CUDA(); }
@@ -75,7 +87,7 @@ TEST_F(SamplingTest, ArgmaxIsExactWithTiesToTheSmallestIndex) {
   for (int r = 0; r < rows; ++r) z[size_t(r) * vocab + size_t(r * 97 % vocab)] = 100.f;  // a tie for row r
   for (int r = 0; r < rows; ++r) z[size_t(r) * vocab + size_t((r * 97 + 500) % vocab)] = 100.f;
   DeviceBuffer zd = to_device(z), out(size_t(rows) * 4, "ids");
-  kernels::launch_argmax(zd.as<float>(), rows, vocab, out.as<int32_t>(), nullptr);
+  kernels::launch_argmax(zd.as<float>(), rows, vocab, out.as<int32_t>(), test_stream());
   const auto ids = from_device(out, size_t(rows));
   for (int r = 0; r < rows; ++r) {
     const float* row = &z[size_t(r) * vocab];
@@ -103,16 +115,7 @@ TEST_F(SamplingTest, SamplesStayInTheAllowedSetWithMatchingFrequencies) {
     std::uniform_real_distribution<float> uni(0.f, 1.f);
     for (float& x : u) x = uni(rng_);
     DeviceBuffer zd = to_device(z), ud = to_device(u), out(size_t(rows) * 4, "ids");
-    kernels::SamplingParams p;
-    p.logits = zd.as<float>();
-    p.uniforms = ud.as<float>();
-    p.out = out.as<int32_t>();
-    p.rows = rows;
-    p.vocab = vocab;
-    p.temperature = c.temperature;
-    p.top_k = c.top_k;
-    p.top_p = c.top_p;
-    kernels::launch_sample(p, nullptr);
+    kernels::launch_sample(sampling_params(zd, ud, out, rows, vocab, c.temperature, c.top_k, c.top_p), test_stream());
     const auto ids = from_device(out, size_t(rows));
 
     const std::vector<double> prob = allowed_distribution(logits, c.temperature, c.top_k, c.top_p);
@@ -128,6 +131,34 @@ TEST_F(SamplingTest, SamplesStayInTheAllowedSetWithMatchingFrequencies) {
       EXPECT_LE(std::abs(f - pr), 5 * std::sqrt(pr * (1 - pr) / rows) + 1e-4) << "token " << i << " p=" << pr;
     }
   }
+}
+
+TEST_F(SamplingTest, RowsWithNanOrInfinityAreFlaggedNotChosen) {
+  // Row 0 finite, row 1 a NaN, row 2 +inf, row 3 -inf, row 4 all NaN: both selections flag
+  // every row but the first with kNonFiniteRow (the backend turns that into an error that
+  // names the token), and never return an id for them.
+  const int rows = 5, vocab = 3000;
+  std::vector<float> z(size_t(rows) * vocab);
+  std::normal_distribution<float> n(0.f, 1.f);
+  for (float& x : z) x = n(rng_);
+  z[size_t(0) * vocab + 17] = 50.f;
+  z[size_t(1) * vocab + 0] = NAN;  // first index: a NaN there must not win
+  z[size_t(2) * vocab + 2999] = INFINITY;
+  z[size_t(3) * vocab + 5] = -INFINITY;
+  for (int i = 0; i < vocab; ++i) z[size_t(4) * vocab + size_t(i)] = NAN;
+  const std::vector<int32_t> want{17, kernels::kNonFiniteRow, kernels::kNonFiniteRow, kernels::kNonFiniteRow,
+                                  kernels::kNonFiniteRow};
+  DeviceBuffer zd = to_device(z), out(size_t(rows) * 4, "ids");
+  kernels::launch_argmax(zd.as<float>(), rows, vocab, out.as<int32_t>(), test_stream());
+  EXPECT_EQ(from_device(out, size_t(rows)), want) << "argmax";
+  const std::vector<float> u(size_t(rows), 0.5f);
+  DeviceBuffer ud = to_device(u);
+  kernels::SamplingParams p = sampling_params(zd, ud, out, rows, vocab, 0.7f, 50, 0.9f);
+  kernels::launch_sample(p, test_stream());
+  EXPECT_EQ(from_device(out, size_t(rows)), want) << "sample (row 0's 50 beats the rest by far)";
+  p.temperature = 1e-39f;  // a denormal temperature: 1 / T overflows, so greedy
+  kernels::launch_sample(p, test_stream());
+  EXPECT_EQ(from_device(out, size_t(rows)), want) << "tiny temperature";
 }
 
 }  // namespace

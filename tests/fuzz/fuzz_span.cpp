@@ -40,6 +40,8 @@ void check_last(const sspan::SpanState& state) {
   state.append_last(batch);
   require(batch.row_ranges(0) == ranges, "blocked encoding does not round trip");
   require(batch.row_count(0) == count, "blocked count differs");
+  require(batch.row_is_dense(0) == !state.last_sparse(), "a dense token's row is not the dense row");
+  batch.validate();  // throws, and the fuzzer reports it, if the encoder broke a rule
 }
 
 }  // namespace

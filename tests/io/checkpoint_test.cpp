@@ -176,7 +176,7 @@ TEST(Checkpoint, RejectsMissingOrEmptyDirectories) {
   EXPECT_THAT(open_error(dir / "nope"), HasSubstr("does not exist"));
   EXPECT_THAT(open_error(dir), AllOf(HasSubstr(dir.string()), HasSubstr("no weights found")));
   write_bytes(dir / "file", "x");
-  EXPECT_THAT(open_error(dir / "file"), HasSubstr("is not a directory"));
+  EXPECT_THAT(open_error(dir / "file"), HasSubstr("is neither a directory nor a .safetensors file"));
 }
 
 }  // namespace

@@ -10,7 +10,7 @@
 
 #include "checkpoint_writer/checkpoint_writer.h"
 #include "io/json_strict.h"
-#include "io/model_files.h"
+#include "io/untrusted_files.h"
 #include "io/shard_index.h"
 #include "raw_safetensors.h"
 #include "sspan/config.h"
@@ -127,14 +127,23 @@ TEST(HostileFiles, OversizedConfigIndexAndTokenizerAreRefused) {
   EXPECT_THAT(error_of([&] { Checkpoint::open(dir); }),
               AllOf(HasSubstr("model.safetensors.index.json"), HasSubstr("more than the limit")));
   write_bytes(dir / "tokenizer.model", "");
-  fs::resize_file(dir / "tokenizer.model", (size_t(64) << 20) + 1);
+  fs::resize_file(dir / "tokenizer.model", (size_t(256) << 20) + 1);
   EXPECT_THAT(error_of([&] { Tokenizer::load(dir / "tokenizer.model"); }),
               AllOf(HasSubstr("tokenizer.model"), HasSubstr("more than the limit")));
 }
 
+// A tokenizer file holding `bytes`, in a fresh directory.
+fs::path tokenizer_file(const std::string& tag, const std::string& bytes) {
+  const fs::path file = scratch_dir(tag) / "tokenizer.model";
+  write_bytes(file, bytes);
+  return file;
+}
+
 TEST(HostileFiles, GarbageTokenizerIsAnError) {
-  EXPECT_THAT(error_of([] { Tokenizer::from_bytes("not a model proto", "junk.model"); }),
-              AllOf(HasSubstr("junk.model"), HasSubstr("could not be loaded")));
+  // Starts like a ModelProto (field 1, length-delimited) but is not one.
+  const fs::path file = tokenizer_file("junk_tok", "\x0anot a model proto");
+  EXPECT_THAT(error_of([&] { Tokenizer::load(file); }),
+              AllOf(HasSubstr(file.string()), HasSubstr("could not be loaded")));
 }
 
 // A SentencePiece ModelProto, protobuf-encoded by hand: repeated field 1 of
@@ -158,12 +167,13 @@ std::string sentencepiece_proto(const std::vector<std::pair<std::string, int>>& 
 
 TEST(HostileFiles, TokenizerPieceTheTrieCannotHoldIsAnError) {
   // Found by the sentencepiece fuzz target: a normal piece "\0" made the library's trie
-  // builder throw its own exception type out of Tokenizer::from_bytes.
-  const std::string proto = sentencepiece_proto({{"<unk>", 2}, {"<s>", 3}, {"</s>", 3}, {"a", 1}, {std::string(1, '\0'), 1}});
-  EXPECT_THAT(error_of([&] { Tokenizer::from_bytes(proto, "nul.model"); }),
-              AllOf(HasSubstr("nul.model"), HasSubstr("could not be loaded"), HasSubstr("zero-length key")));
+  // builder throw its own exception type out of the tokenizer loader.
+  const fs::path nul = tokenizer_file(
+      "nul_tok", sentencepiece_proto({{"<unk>", 2}, {"<s>", 3}, {"</s>", 3}, {"a", 1}, {std::string(1, '\0'), 1}}));
+  EXPECT_THAT(error_of([&] { Tokenizer::load(nul); }),
+              AllOf(HasSubstr(nul.string()), HasSubstr("could not be loaded"), HasSubstr("zero-length key")));
   // The same model without that piece loads.
-  EXPECT_NO_THROW(Tokenizer::from_bytes(sentencepiece_proto({{"<unk>", 2}, {"<s>", 3}, {"</s>", 3}, {"a", 1}}), "ok"));
+  EXPECT_NO_THROW(Tokenizer::load(tokenizer_file("ok_tok", sentencepiece_proto({{"<unk>", 2}, {"<s>", 3}, {"</s>", 3}, {"a", 1}}))));
 }
 
 // --- 4. sizes whose products overflow ---

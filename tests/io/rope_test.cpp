@@ -99,7 +99,7 @@ TEST(Rope, Llama3MatchesTransformersBitForBit) {
     0x351864a7, 0x34f848c2, 0x34ca41b0, 0x34a4c2ff,
   };
   auto c = config(128, 500000.0);
-  c.rope_scaling = {RopeScaling::Type::Llama3, 8.0, 1.0, 4.0, 8192};
+  c.rope_scaling = {RopeScaling::Type::Llama3, 8.0, 1.0, 4.0, 8192, {}};
   const auto f = rope_inv_freq(c);
   ASSERT_EQ(f.size(), 64u);
   for (size_t i = 0; i < 64; ++i) {

@@ -1,4 +1,4 @@
-// The engine end to end on a random checkpoint with the real LLaMA tokenizer: batching,
+// The engine end to end on a random checkpoint with the project's own tokenizer: batching,
 // sampling determinism, context limits, agreement with an independent fp64 forward, and
 // the span rule in the forward pass (dense scoring is plain scoring bit for bit; sparse
 // positions equal a dense forward with the equivalent explicit mask).
@@ -27,10 +27,9 @@ constexpr const char* kFig5Completion =
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    tokenizer_ = test::llama_tokenizer_path();
-    if (tokenizer_.empty()) GTEST_SKIP() << "LLaMA tokenizer not found; set SSPAN_LLAMA_TOKENIZER";
+    tokenizer_ = test::project_tokenizer_path();
     TinyLlamaSpec spec;
-    spec.vocab_size = 32000;
+    spec.vocab_size = 300;  // the project's tokenizer (no LLaMA vocabulary needed)
     spec.hidden_size = 64;
     spec.num_heads = 4;
     spec.num_kv_heads = 2;
@@ -177,7 +176,9 @@ SpanRun run_with_spans(const std::filesystem::path& dir, const Tokenizer& tok, c
     run.mask.push_back(row);
     run.sparse.push_back(state.last_sparse());
   }
-  m.forward({run.ids, pos, slot, &batch, rows});
+  std::vector<RowMode> mode;
+  for (bool sparse : run.sparse) mode.push_back(sparse ? RowMode::Sparse : RowMode::Dense);
+  m.forward({run.ids, pos, slot, mode, &batch, rows});
   std::vector<float> flat(T * size_t(cfg.vocab_size));
   m.read_logits(flat, int(T));
   for (size_t t = 0; t < T; ++t)
@@ -231,6 +232,34 @@ TEST_F(EngineTest, ScoringUnderDenseIsPlainScoringBitForBit) {
   EXPECT_GT(sparse.span.mean_sparsity, 0.1);
 }
 
+// --kv-dtype auto: f32 for this fp32 checkpoint, f16 for a half-precision one (half the
+// bytes); an explicit type is used as given; anything else is an error naming the option.
+TEST_F(EngineTest, KvDtypeFollowsTheCheckpointUnlessGiven) {
+  auto o = options();
+  const Engine f32(o);
+  EXPECT_NE(f32.load_stats().backend.find("F32 KV cache"), std::string::npos) << f32.load_stats().backend;
+  o.kv_dtype = "bf16";
+  const Engine bf16(o);
+  EXPECT_NE(bf16.load_stats().backend.find("BF16 KV cache"), std::string::npos) << bf16.load_stats().backend;
+  EXPECT_EQ(bf16.load_stats().kv_cache_bytes * 2, f32.load_stats().kv_cache_bytes);
+
+  TinyLlamaSpec half;
+  half.vocab_size = 300;  // the project's tokenizer
+  half.dtype = DType::F16;
+  auto h = options();
+  h.model_dir = write_tiny_llama(test::scratch_dir("model_f16"), half);
+  const Engine auto_half(h);
+  EXPECT_NE(auto_half.load_stats().backend.find("F16 KV cache"), std::string::npos) << auto_half.load_stats().backend;
+
+  o.kv_dtype = "f8";
+  try {
+    Engine bad(o);
+    FAIL() << "--kv-dtype f8 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--kv-dtype"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(EngineTest, BadOptionsAreErrors) {
   Engine e(options());
   GenerateOptions g;
@@ -243,7 +272,9 @@ TEST_F(EngineTest, BadOptionsAreErrors) {
   g.sampling.top_p = 0.f;
   g.sampling.temperature = 1.f;
   EXPECT_THROW(e.generate({"x"}, g), Error);
-  EXPECT_THROW(e.generate({"a", "b"}, GenerateOptions{}), Error);  // more prompts than slots
+  g.sampling = {};
+  g.max_new_tokens = 3;
+  EXPECT_EQ(e.generate({"a", "b"}, g).size(), 2u);  // more prompts than slots wait for one
   auto o = options();
   o.device = "tpu";
   EXPECT_THROW(Engine{o}, Error);

@@ -113,17 +113,20 @@ TEST(MemoryPlan, KvCacheBytesAreWhatTheBackendAllocates) {
   const auto dir = write_tiny_llama(test::scratch_dir("plan"), spec);
   const ModelConfig c = ModelConfig::from_file(dir / "config.json");
   const Checkpoint ckpt = Checkpoint::open(dir);
-  auto backend = make_cpu_backend(1);
-  LlamaModel model(c, ckpt, *backend);
-  model.allocate(48, 8, 3, 100);
-  const MemoryPlan plan = plan_memory(c, 48, 8, 3, 100, DType::F32, Device::CPU);
-  uint64_t kv = 0, activations = 0;
-  for (const auto& b : plan.buffers) (b.name == "KV cache" ? kv : activations) += b.bytes;
-  EXPECT_EQ(kv, backend->kv_cache_bytes());
-  // x, xn, proj, q, att, k, v, gate, up, ffn [48 rows]; last [8, H]; logits and host copy [8, V].
-  const uint64_t H = 64, I = 160, Q = 64, KV = 32, V = 96;
-  EXPECT_EQ(activations, 4 * (48 * (3 * H + 2 * Q + 2 * KV + 3 * I) + 8 * H + 2 * 8 * V));
-  EXPECT_EQ(plan.device_bytes(), 0u);
+  for (DType kv_dtype : {DType::F32, DType::F16}) {  // the CPU KV cache may be half precision
+    auto backend = make_cpu_backend(1, kv_dtype);
+    EXPECT_EQ(backend->kv_dtype(), kv_dtype);
+    LlamaModel model(c, ckpt, *backend);
+    model.allocate(48, 8, 3, 100);
+    const MemoryPlan plan = plan_memory(c, 48, 8, 3, 100, DType::F32, kv_dtype, Device::CPU);
+    uint64_t kv = 0, activations = 0;
+    for (const auto& b : plan.buffers) (b.name == "KV cache" ? kv : activations) += b.bytes;
+    EXPECT_EQ(kv, backend->kv_cache_bytes());
+    // x, xn, proj, q, att, k, v, gate, up, ffn [48 rows]; last [8, H]; logits and host copy [8, V].
+    const uint64_t H = 64, I = 160, Q = 64, KV = 32, V = 96;
+    EXPECT_EQ(activations, 4 * (48 * (3 * H + 2 * Q + 2 * KV + 3 * I) + 8 * H + 2 * 8 * V));
+    EXPECT_EQ(plan.device_bytes(), 0u);
+  }
 }
 
 TEST(MemoryPlan, ProductsThatOverflowAreReportedNotWrapped) {
@@ -131,7 +134,7 @@ TEST(MemoryPlan, ProductsThatOverflowAreReportedNotWrapped) {
   c.hidden_size = c.intermediate_size = c.num_hidden_layers = c.vocab_size = std::numeric_limits<int>::max();
   c.num_attention_heads = c.num_key_value_heads = 1;
   c.head_dim = std::numeric_limits<int>::max();
-  const MemoryPlan plan = plan_memory(c, 1 << 20, 1 << 20, 1 << 10, 1 << 20, DType::F32, Device::CPU);
+  const MemoryPlan plan = plan_memory(c, 1 << 20, 1 << 20, 1 << 10, 1 << 20, DType::F32, DType::F32, Device::CPU);
   EXPECT_EQ(plan.host_bytes(), std::numeric_limits<uint64_t>::max());
   EXPECT_THAT(error_of([&] { check_memory_plan(plan, uint64_t(1) << 40, "cfg.json"); }),
               AllOf(HasSubstr("cfg.json"), HasSubstr("more than 2^64 bytes"), HasSubstr("KV cache")));

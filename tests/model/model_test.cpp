@@ -38,7 +38,8 @@ std::vector<std::vector<float>> prefill_logits(LlamaModel& m, const std::vector<
   std::vector<int32_t> pos(un), slots(un, slot), rows(un);
   std::iota(pos.begin(), pos.end(), 0);
   std::iota(rows.begin(), rows.end(), 0);
-  m.forward({ids, pos, slots, nullptr, rows});
+  const std::vector<RowMode> dense(un, RowMode::Dense);
+  m.forward({ids, pos, slots, dense, nullptr, rows});
   std::vector<float> flat(size_t(n) * V);
   m.read_logits(flat, n);
   std::vector<std::vector<float>> out(n);
@@ -49,7 +50,9 @@ std::vector<std::vector<float>> prefill_logits(LlamaModel& m, const std::vector<
 // Logits of one decode step for one token at `pos` in `slot`.
 std::vector<float> step_logits(LlamaModel& m, int32_t id, int32_t pos, int32_t slot = 0) {
   const int32_t row = 0;
-  m.forward({std::span(&id, 1), std::span(&pos, 1), std::span(&slot, 1), nullptr, std::span(&row, 1)});
+  const RowMode mode = RowMode::Dense;
+  m.forward({std::span(&id, 1), std::span(&pos, 1), std::span(&slot, 1), std::span(&mode, 1), nullptr,
+             std::span(&row, 1)});
   std::vector<float> out(size_t(m.config().vocab_size));
   m.read_logits(out, 1);
   return out;
@@ -134,7 +137,8 @@ std::vector<std::vector<int32_t>> greedy_batch(LlamaModel& m, const std::vector<
       slot.push_back(int32_t(s));
       rows.push_back(int32_t(s));
     }
-    m.forward({ids, pos, slot, nullptr, rows});
+    const std::vector<RowMode> dense(ids.size(), RowMode::Dense);
+    m.forward({ids, pos, slot, dense, nullptr, rows});
     std::vector<float> logits(prompts.size() * size_t(V));
     m.read_logits(logits, int(prompts.size()));
     for (size_t s = 0; s < prompts.size(); ++s) next[s] = argmax({logits.data() + s * size_t(V), size_t(V)});

@@ -116,5 +116,82 @@ TEST(SpanBatch, InvalidInputIsAnError) {
   EXPECT_EQ(batch.rows(), 0);
 }
 
+TEST(SpanBatch, EncodedBatchesValidate) {
+  std::mt19937 rng(77);
+  for (int block_size : {16, 32, 64, 128, 256}) {
+    SpanBatch batch;
+    batch.reset(block_size);
+    for (int row = 0; row < 100; ++row) {
+      const int32_t t = std::uniform_int_distribution<int32_t>(0, 2000)(rng);
+      const int32_t tail = std::uniform_int_distribution<int32_t>(0, t)(rng);
+      if (row % 5 == 0) batch.add_dense_row(t);
+      else batch.add_row(random_ranges(rng, tail), tail, t);
+    }
+    EXPECT_NO_THROW(batch.validate()) << "B=" << block_size;
+    for (int r = 0; r < batch.rows(); ++r)
+      EXPECT_EQ(batch.row_is_dense(r), batch.indptr[size_t(r)] == batch.indptr[size_t(r) + 1] &&
+                                           batch.tail_start[size_t(r)] == 0);
+  }
+  SpanBatch empty;
+  EXPECT_NO_THROW(empty.validate());
+}
+
+TEST(SpanBatch, ValidateNamesEachBrokenRule) {
+  // Row 0 at t = 100 attends 3, 17..19 and 40 before its tail at 90; row 1 is dense.
+  SpanBatch good;
+  good.reset(16);
+  good.add_row({{3, 4}, {17, 20}, {40, 41}}, 90, 100);
+  good.add_dense_row(50);
+  ASSERT_NO_THROW(good.validate());
+  EXPECT_FALSE(good.row_is_dense(0));
+  EXPECT_TRUE(good.row_is_dense(1));
+
+  auto expect_invalid = [](SpanBatch b, const char* what) { EXPECT_THROW(b.validate(), Error) << what; };
+  SpanBatch b = good;
+  b.block_size = 48;
+  expect_invalid(b, "block size");
+  b = good;
+  b.tail_start.pop_back();
+  expect_invalid(b, "tail starts for fewer rows than positions");
+  b = good;
+  b.indptr.push_back(3);
+  expect_invalid(b, "one offset too many");
+  b = good;
+  b.indptr[0] = 1;
+  expect_invalid(b, "offsets not starting at 0");
+  b = good;
+  b.masks.pop_back();
+  expect_invalid(b, "a mask word missing");
+  b = good;
+  b.pos[1] = -1;
+  b.tail_start[1] = 0;
+  expect_invalid(b, "negative position");
+  b = good;
+  b.tail_start[0] = 101;
+  expect_invalid(b, "tail after t");
+  b = good;
+  std::swap(b.block_ids[0], b.block_ids[1]);
+  expect_invalid(b, "block ids out of order");
+  b = good;
+  b.block_ids[1] = b.block_ids[0];
+  expect_invalid(b, "a block listed twice");
+  b = good;
+  b.block_ids[2] = 6;  // positions 96.. start after the tail at 90
+  expect_invalid(b, "a block at the tail");
+  b = good;
+  b.block_ids[2] = 5;  // positions 80..95: bit 8 is position 88 < 90, fine ...
+  ASSERT_NO_THROW(b.validate());
+  b.masks[2] = 1u << 10;  // ... but position 90 is the tail's first
+  expect_invalid(b, "a bit at the tail start");
+  b = good;
+  b.masks[0] |= 1u << 20;  // a 16-position block has no bit 20
+  expect_invalid(b, "bits above a 16-position block");
+  b = good;  // a third row whose offsets step back: row 1 would span [3, 1)
+  b.pos.push_back(120);
+  b.tail_start.push_back(100);
+  b.indptr = {0, 3, 1, 3};
+  expect_invalid(b, "decreasing offsets");
+}
+
 }  // namespace
 }  // namespace sspan

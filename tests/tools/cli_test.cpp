@@ -41,10 +41,9 @@ CliRun run_cli(const std::string& args, const std::string& stdin_text = "") {
 class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
-    tok_ = test::llama_tokenizer_path();
-    if (tok_.empty()) GTEST_SKIP() << "LLaMA tokenizer not found; set SSPAN_LLAMA_TOKENIZER";
+    tok_ = test::project_tokenizer_path();
     TinyLlamaSpec spec;
-    spec.vocab_size = 32000;
+    spec.vocab_size = 300;  // the project's tokenizer (no LLaMA vocabulary needed)
     spec.hidden_size = 64;
     spec.num_kv_heads = 2;
     model_ = write_tiny_llama(test::scratch_dir("model"), spec);
@@ -98,7 +97,8 @@ TEST_F(Cli, SpanTraceHasExactlyTheDocumentedKeys) {
   std::vector<nlohmann::json> rows;
   for (std::string line; std::getline(f, line);) rows.push_back(nlohmann::json::parse(line));
   ASSERT_GT(rows.size(), 10u);
-  const std::set<std::string> keys = {"pos", "id", "piece", "line", "mode", "attended", "n_attended", "sparsity"};
+  const std::set<std::string> keys = {"pos",  "id",       "piece",      "text",    "generated",
+                                     "line", "mode",     "attended",   "n_attended", "sparsity"};
   for (size_t p = 0; p + 1 < rows.size(); ++p) {
     std::set<std::string> got;
     for (const auto& [k, v] : rows[p].items()) got.insert(k);

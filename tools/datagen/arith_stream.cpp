@@ -1,13 +1,12 @@
 #include "arith_stream.h"
 
-#include <omp.h>
-
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <vector>
 
 #include "common/check.h"
+#include "cpu/thread_pool.h"
 #include "sspan/tokenizer.h"
 
 namespace sspan::data {
@@ -47,7 +46,6 @@ void write_arith_stream(const ArithStreamOptions& opt,
   std::optional<Tokenizer> tok;
   if (filter) tok.emplace(Tokenizer::load(opt.tokenizer));
 
-  const int threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
   std::vector<ArithRecord> batch(kBatch);
   std::vector<char> keep(kBatch);  // [kBatch] 1: the record passes the length filter
   int64_t written = 0;
@@ -55,17 +53,19 @@ void write_arith_stream(const ArithStreamOptions& opt,
     SSPAN_CHECK(int64_t(first) <= (written + 1) * kMaxCandidatesPerRecord,
                 "only {} of {} arith records fit --min-tokens {} --max-tokens {} after {} candidates",
                 written, opt.count, opt.min_tokens, opt.max_tokens, first);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 16)
-    for (int64_t k = 0; k < kBatch; ++k) {
-      ArithRecord& r = batch[size_t(k)];
-      r = random_arith_record(opt.seed, first + uint64_t(k), opt.arith);
-      keep[size_t(k)] = !opt.exclude_prompts.contains(r.prompt);
-      if (filter && keep[size_t(k)]) {
-        // the completion is generated after the prompt: count it as a continuation
-        const int64_t n = int64_t(tok->encode_continuation(r.completion).size());
-        keep[size_t(k)] = n >= opt.min_tokens && (opt.max_tokens == 0 || n <= opt.max_tokens);
-      }
-    }
+    cpu::parallel_for(
+        kBatch,
+        [&](int64_t k, int) {
+          ArithRecord& r = batch[size_t(k)];
+          r = random_arith_record(opt.seed, first + uint64_t(k), opt.arith);
+          keep[size_t(k)] = !opt.exclude_prompts.contains(r.prompt);
+          if (filter && keep[size_t(k)]) {
+            // the completion is generated after the prompt: count it as a continuation
+            const int64_t n = int64_t(tok->encode_continuation(r.completion).size());
+            keep[size_t(k)] = n >= opt.min_tokens && (opt.max_tokens == 0 || n <= opt.max_tokens);
+          }
+        },
+        opt.threads);
     for (int64_t k = 0; k < kBatch && written < opt.count; ++k)
       if (keep[size_t(k)]) {
         emit(batch[size_t(k)]);

@@ -18,7 +18,7 @@ struct ArithStreamOptions {
   std::string tokenizer;  // tokenizer.model; required by the token-length filter
   int64_t min_tokens = 0;
   int64_t max_tokens = 0;  // 0: no upper bound
-  int threads = 0;         // 0: OpenMP default
+  int threads = 0;         // 0: the CPU ops' default (cpu::num_threads())
   // Prompts never to write (e.g. a training set's), so that a test set is held out.
   std::unordered_set<std::string> exclude_prompts;
 };

@@ -1,13 +1,15 @@
 // sspan-generate: generate from a prompt file (streaming), or score a completion under a
 // span policy, with optional span tracing.
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "generate/batch_file.h"
@@ -15,6 +17,7 @@
 #include "io/json_strict.h"
 #include "sspan/engine.h"
 #include "sspan/error.h"
+#include "sspan/log.h"
 
 namespace {
 
@@ -22,7 +25,7 @@ using nlohmann::json;
 
 struct Args {
   std::string model_dir, prompt_file, batch_file, score_file, trace_file, tokenizer;
-  std::string device = "cpu", dtype = "float16";
+  std::string device = "cpu", dtype = "float16", kv_dtype = "auto";
   sspan::GenerateOptions gen;
   int max_context = 0, threads = 0;
   bool json_out = false, verbose = false, quiet = false;
@@ -53,12 +56,15 @@ std::string read_text(const std::string& path, const char* what) {
 
 // Prompts and completions are UTF-8 text: refuse other bytes before any work is done,
 // naming the file and the offset, rather than tokenize bytes the model never saw as text.
-std::string read_utf8_text(const std::string& path, const char* what) {
-  std::string text = read_text(path, what);
+std::string checked_utf8(std::string text, const char* what, const std::string& path) {
   const size_t bad = sspan::io::find_invalid_utf8(text);
   if (bad != std::string::npos)
     throw sspan::Error(fmt::format("{} '{}' is not valid UTF-8 (byte {})", what, path, bad));
   return text;
+}
+
+std::string read_utf8_text(const std::string& path, const char* what) {
+  return checked_utf8(read_text(path, what), what, path);
 }
 
 // One JSON document per line. Invalid UTF-8 (a tokenizer piece that is not text) becomes
@@ -115,27 +121,27 @@ int run_generate(sspan::Engine& engine, const Args& a, const std::vector<std::st
     cb.on_text = [](int, std::string_view text) { std::cout << text << std::flush; };
   }
   if (trace.enabled()) cb.on_trace = [&](const sspan::TraceRecord& r) { trace.write(r); };
+  const auto t0 = std::chrono::steady_clock::now();
   const auto results = engine.generate(prompts, a.gen, cb);
+  const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::vector<sspan::SpanStats> stats;
   for (const auto& r : results) stats.push_back(r.span);
   trace.finish(stats);
 
   size_t prompt_tokens = 0, gen_tokens = 0;
-  double prefill_s = 0, decode_s = 0;
+  double prefill_s = 0;
   sspan::SpanStats total;
   double sparsity_weighted = 0;
   for (size_t i = 0; i < results.size(); ++i) {
     const auto& r = results[i];
     prompt_tokens += r.prompt_ids.size();
     gen_tokens += r.ids.size();
-    prefill_s += r.prefill_seconds;
-    decode_s = r.decode_seconds;
+    prefill_s += r.stats.prefill_seconds;
     total.sparse_tokens += r.span.sparse_tokens;
     total.dense_tokens += r.span.dense_tokens;
     total.events += r.span.events;
     sparsity_weighted += r.span.mean_sparsity * double(r.span.sparse_tokens + r.span.dense_tokens);
     if (a.json_out) {
-      const double n = double(r.ids.size());
       json out = {{"prompt", r.prompt},
                   {"text", r.text},
                   {"ids", r.ids},
@@ -144,10 +150,13 @@ int run_generate(sspan::Engine& engine, const Args& a, const std::vector<std::st
                   {"span_policy", a.gen.span.policy},
                   {"span", span_json(r.span)},
                   {"timings",
-                   {{"prefill_s", r.prefill_seconds},
-                    {"decode_s", r.decode_seconds},
-                    {"prompt_tokens_per_s", r.prefill_seconds > 0 ? double(r.prompt_ids.size()) / r.prefill_seconds : 0},
-                    {"decode_tokens_per_s", r.decode_seconds > 0 ? n / r.decode_seconds : 0}}}};
+                   {{"queue_s", r.stats.queue_seconds},
+                    {"prefill_s", r.stats.prefill_seconds},
+                    {"ttft_s", r.stats.ttft_seconds},
+                    {"decode_s", r.stats.decode_seconds},
+                    {"prompt_tokens_per_s",
+                     r.stats.prefill_seconds > 0 ? double(r.prompt_ids.size()) / r.stats.prefill_seconds : 0},
+                    {"decode_tokens_per_s", r.stats.decode_tokens_per_s()}}}};
       std::cout << json_line(out);
     } else if (!stream) {
       std::cout << "=== request " << i << " (" << sspan::stop_reason_name(r.stop) << ")\n" << r.prompt << r.text << "\n";
@@ -159,10 +168,14 @@ int run_generate(sspan::Engine& engine, const Args& a, const std::vector<std::st
   total.mean_sparsity = processed ? sparsity_weighted / double(processed) : 0.0;
   if (!a.quiet) {
     const auto& l = engine.load_stats();
+    // Decode throughput: generated tokens over the wall time from the first token on.
+    double first_token_s = wall_s;
+    for (const auto& r : results) first_token_s = std::min(first_token_s, r.stats.ttft_seconds);
+    const double decode_s = std::max(wall_s - first_token_s, 1e-9);
     std::fprintf(stderr,
                  "load %.2f s | prompt %zu tokens, %.1f tokens/s | decode %zu tokens, %.1f tokens/s | batch %zu | %s\n",
                  l.seconds, prompt_tokens, prefill_s > 0 ? double(prompt_tokens) / prefill_s : 0.0, gen_tokens,
-                 decode_s > 0 ? double(gen_tokens) / decode_s : 0.0, results.size(), l.backend.c_str());
+                 double(gen_tokens) / decode_s, results.size(), l.backend.c_str());
     const auto& e = total.events;
     std::fprintf(stderr,
                  "span %s: mean sparsity %.3f | sparse %lld, dense %lld tokens | events: sparse lines %lld, dense "
@@ -179,12 +192,17 @@ int run_generate(sspan::Engine& engine, const Args& a, const std::vector<std::st
 int main(int argc, char** argv) {
   CLI::App app{"sspan-generate: generate text with a LLaMA-family model under a self-selected attention span"};
   Args a;
-  app.add_option("-m,--model", a.model_dir, "Model directory (config.json, *.safetensors, tokenizer.model)")
+  app.add_option("-m,--model", a.model_dir,
+                 "Model: a directory (config.json, *.safetensors, tokenizer.model or tokenizer.json), a .gguf file, "
+                 "or a .safetensors file with config.json beside it")
       ->required()
-      ->check(CLI::ExistingDirectory);
+      ->check(CLI::ExistingPath);
+  std::optional<std::string> prompt_text;
+  auto* text_opt = app.add_option("-p,--prompt", prompt_text, "Prompt text");
   auto* prompt_opt = app.add_option("-f,--file", a.prompt_file, "Prompt file ('-' reads standard input)");
   auto* batch_opt = app.add_option("--batch", a.batch_file, "JSONL file of prompts decoded together as one batch");
   prompt_opt->excludes(batch_opt);
+  text_opt->excludes(prompt_opt)->excludes(batch_opt);
   app.add_option("-n,--n-predict", a.gen.max_new_tokens, "Maximum number of tokens to generate")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--temp", a.gen.sampling.temperature, "Sampling temperature (0 = greedy)")->check(CLI::NonNegativeNumber);
@@ -196,7 +214,11 @@ int main(int argc, char** argv) {
   app.add_option("--device", a.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--dtype", a.dtype, "GPU weight/activation type")->check(CLI::IsMember({"float16", "bfloat16"}));
   app.add_option("-t,--threads", a.threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
-  app.add_option("--tokenizer", a.tokenizer, "tokenizer.model (default: the model directory's)");
+  app.add_option("--kv-dtype", a.kv_dtype, "CPU KV cache type (auto: f16 for half-precision checkpoints)")
+      ->check(CLI::IsMember({"auto", "f32", "f16", "bf16"}));
+  app.add_option("--tokenizer", a.tokenizer,
+                 "Tokenizer file: SentencePiece or tiktoken tokenizer.model, tokenizer.json, or a .gguf (default: the "
+                 "model's own)");
   app.add_option("--span", a.gen.span.policy, "Span policy: dense, arith, summary or a grammar .json file");
   app.add_option("--span-block", a.gen.span.block_size, "Span encoding block size")
       ->check(CLI::IsMember({16, 32, 64, 128, 256}));
@@ -207,18 +229,16 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", a.quiet, "Only errors on stderr");
   CLI11_PARSE(app, argc, argv);
 
-  auto logger = spdlog::stderr_color_mt("sspan");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("[%l] %v");
-  spdlog::set_level(a.quiet ? spdlog::level::err : a.verbose ? spdlog::level::debug : spdlog::level::warn);
+  sspan::set_log_level(a.quiet ? sspan::LogLevel::Error : a.verbose ? sspan::LogLevel::Debug : sspan::LogLevel::Warn);
 
   try {
-    if (a.prompt_file.empty() && a.batch_file.empty())
-      throw sspan::Error("give a prompt with -f FILE (or -f - for standard input) or prompts with --batch FILE");
+    if (!prompt_text && a.prompt_file.empty() && a.batch_file.empty())
+      throw sspan::Error("give a prompt with -p TEXT or -f FILE (or -f - for standard input), or prompts with --batch FILE");
     if (!a.score_file.empty() && !a.batch_file.empty()) throw sspan::Error("--score takes one prompt (-f), not --batch");
     std::vector<std::string> prompts =
-        a.batch_file.empty() ? std::vector<std::string>{read_utf8_text(a.prompt_file, "prompt file")}
-                             : sspan::tools::parse_batch_jsonl(read_text(a.batch_file, "batch file"), a.batch_file);
+        prompt_text            ? std::vector<std::string>{checked_utf8(*prompt_text, "prompt", "-p")}
+        : a.batch_file.empty() ? std::vector<std::string>{read_utf8_text(a.prompt_file, "prompt file")}
+                               : sspan::tools::parse_batch_jsonl(read_text(a.batch_file, "batch file"), a.batch_file);
 
     sspan::EngineOptions eo;
     eo.model_dir = a.model_dir;
@@ -226,6 +246,7 @@ int main(int argc, char** argv) {
     eo.device = a.device;
     eo.dtype = a.dtype;
     eo.threads = a.threads;
+    eo.kv_dtype = a.kv_dtype;
     eo.max_context = a.max_context;
     eo.max_batch = int(prompts.size());
     if (!a.quiet && isatty(STDERR_FILENO)) eo.on_load_progress = print_load_progress;

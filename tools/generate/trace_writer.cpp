@@ -34,6 +34,8 @@ void TraceWriter::write(const TraceRecord& r) {
   j["pos"] = r.pos;
   j["id"] = r.id;
   j["piece"] = r.piece;
+  j["text"] = r.text;
+  j["generated"] = r.generated;
   j["line"] = r.line;
   j["mode"] = r.sparse ? "sparse" : "dense";
   j["attended"] = ranges;

@@ -1,6 +1,7 @@
 #pragma once
 // --span-trace: one JSON object per processed position, then one summary object.
-// Keys of a position: pos, id, piece, line, mode, attended, n_attended, sparsity.
+// Keys of a position: pos, id, piece, text, generated, line, mode, attended, n_attended,
+// sparsity.
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>

@@ -1,0 +1,140 @@
+// AVX2 + FMA + F16C matmul kernels, compiled for those instructions whatever the rest of
+// the build targets (the dispatcher in matmul.cpp runs them only on CPUs that have them).
+//
+// A tile of kMR x-rows by kNR weight rows keeps its kMR * kNR partial sums in registers
+// (8 lanes each, the order of matmul_kernels.h) while K streams: per 8 values of k, kNR
+// weight vectors are loaded and converted to fp32 in registers, kMR x vectors are loaded,
+// and kMR * kNR fused multiply-adds run. 4 x 3 uses 12 + 3 + 1 of the 16 ymm registers:
+// 7 loads per 12 FMAs, which two load ports and two FMA pipes sustain. A block walks its x
+// tiles in the outer loop, so an x tile stays in L1 while the block's weights (sized by
+// matmul.cpp to stay in L2) pass under it.
+#include "cpu/matmul_kernels.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#endif
+
+namespace sspan::cpu {
+namespace {
+
+constexpr int kMR = 4, kNR = 3;
+
+// 8 consecutive weights of a row, as fp32; and one, for the K % 8 tail.
+template <DType D>
+inline __m256 load8(const void* row, int64_t k) {
+  if constexpr (D == DType::F32) {
+    return _mm256_loadu_ps(static_cast<const float*>(row) + k);
+  } else {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(row) + k));
+    if constexpr (D == DType::F16) return _mm256_cvtph_ps(h);
+    else return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));  // bf16: high half of fp32
+  }
+}
+
+template <DType D>
+inline float load1(const void* row, int64_t k) {
+  if constexpr (D == DType::F32) return static_cast<const float*>(row)[k];
+  else if constexpr (D == DType::F16) return _cvtsh_ss(static_cast<const uint16_t*>(row)[k]);
+  else return bf16_to_float(static_cast<const uint16_t*>(row)[k]);
+}
+
+// [sum(a), sum(b), sum(c), sum(d)], each ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
+inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+// y[i * ldy + j] for i < MR, j < NR over the whole of K.
+template <DType D, int MR, int NR>
+void tile(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride, int64_t K, float* y, int64_t ldy) {
+  const int64_t K8 = K - K % 8;
+  __m256 acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K8; k += 8) {
+    __m256 wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = load8<D>(w + j * w_stride, k);
+    for (int i = 0; i < MR; ++i) {
+      __m256 xv = _mm256_loadu_ps(x + i * ldx + k);
+      __asm__("" : "+x"(xv));  // keep xv in a register: re-loading it for every FMA costs load slots
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
+    }
+  }
+  const __m256 zero = _mm256_setzero_ps();
+  for (int i = 0; i < MR; ++i) {
+    alignas(16) float s[4];
+    _mm_store_ps(s, hsum4(acc[i][0], NR > 1 ? acc[i][1 % NR] : zero, NR > 2 ? acc[i][2 % NR] : zero, zero));
+    for (int j = 0; j < NR; ++j) {
+      float t = 0.f;
+      for (int64_t k = K8; k < K; ++k) t = std::fma(x[i * ldx + k], load1<D>(w + j * w_stride, k), t);
+      y[i * ldy + j] = s[j] + t;
+    }
+  }
+}
+
+template <DType D, int MR>
+void tile_row(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride, int64_t K, float* y, int64_t ldy,
+              int64_t nr) {
+  switch (nr) {
+    case 3: return tile<D, MR, 3>(x, ldx, w, w_stride, K, y, ldy);
+    case 2: return tile<D, MR, 2>(x, ldx, w, w_stride, K, y, ldy);
+    default: return tile<D, MR, 1>(x, ldx, w, w_stride, K, y, ldy);
+  }
+}
+
+template <DType D>
+void block(const MatmulBlock& b) {
+  const auto* w = static_cast<const std::byte*>(b.w);
+  const int64_t w_stride = b.ldw * int64_t(dtype_size(D));
+  for (int64_t i = 0; i < b.m; i += kMR) {
+    const float* x = b.x + i * b.ldx;
+    float* y = b.y + i * b.ldy;
+    const int64_t mr = std::min<int64_t>(kMR, b.m - i);
+    for (int64_t o = 0; o < b.n; o += kNR) {
+      const int64_t nr = std::min<int64_t>(kNR, b.n - o);
+      const std::byte* wo = w + o * w_stride;
+      switch (mr) {
+        case 4: tile_row<D, 4>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr); break;
+        case 3: tile_row<D, 3>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr); break;
+        case 2: tile_row<D, 2>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr); break;
+        default: tile_row<D, 1>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr); break;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sspan::cpu
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+namespace sspan::cpu {
+
+const MatmulKernels* avx2_matmul_kernels() {
+  static const MatmulKernels k{"avx2", kMR, kNR, block<DType::F32>, block<DType::F16>, block<DType::BF16>};
+  return &k;
+}
+
+}  // namespace sspan::cpu
+
+#else  // not x86-64, or a compiler without target attributes
+
+namespace sspan::cpu {
+const MatmulKernels* avx2_matmul_kernels() { return nullptr; }
+}  // namespace sspan::cpu
+
+#endif

@@ -1,0 +1,84 @@
+#pragma once
+// Attention of each query row over its self-selected span, on the CPU: the op the CPU
+// backend runs and the reference the CUDA kernels are tested against.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "cpu/cpu_isa.h"
+#include "sspan/dtype.h"
+#include "sspan/span.h"
+
+namespace sspan::cpu {
+
+// Keys and values of one layer in the KV cache: [slots][Hkv][C][D] of `dtype`.
+struct KvLayerView {
+  const void* k = nullptr;
+  const void* v = nullptr;
+  int slots = 0, kv_heads = 0, max_ctx = 0, head_dim = 0;
+  DType dtype = DType::F32;
+
+  // Row (slot, h, p) starts at element row(...) * head_dim.
+  int64_t row(int slot, int h, int p) const { return (int64_t(slot) * kv_heads + h) * max_ctx + p; }
+  // Rows of an fp32 cache (references and tests).
+  const float* k_row(int slot, int h, int p) const { return static_cast<const float*>(k) + row(slot, h, p) * head_dim; }
+  const float* v_row(int slot, int h, int p) const { return static_cast<const float*>(v) + row(slot, h, p) * head_dim; }
+};
+
+// The attended positions of each query row as sorted, merged ranges (CSR over rows): the
+// form the kernel walks. Built once per step from the blocked encoding and read by every
+// layer; assign() keeps the capacity of earlier steps.
+struct AttendedRanges {
+  std::vector<int32_t> indptr{0};  // [rows + 1]
+  std::vector<PosRange> ranges;    // [nnz], ascending and disjoint within a row
+  std::vector<int32_t> before;     // [nnz] attended positions of the row before ranges[i]
+  std::vector<int32_t> count;      // [rows] attended positions of each row
+
+  int rows() const { return int(count.size()); }
+  // From the blocked encoding: the set bits of the listed blocks, then the dense tail.
+  void assign(const SpanBatch& span);
+  // Causal rows: row r attends [0, pos[r]].
+  void assign_dense(std::span<const int32_t> pos);
+
+ private:
+  void add_row(std::span<const PosRange> row);
+  std::vector<PosRange> row_;  // one row being decoded
+};
+
+struct AttentionConfig {
+  Isa isa = Isa::Scalar;  // the widest allowed; narrower where the head dim needs it
+  // A row is computed in chunks of this many attended positions, whose softmax states
+  // {o, m, d} are merged as on the GPU. The split is fixed by the row alone, so a row's
+  // result never depends on the batch, the thread count or how chunks were scheduled;
+  // chunks of one row run on several threads when there are few rows.
+  int chunk = 256;
+};
+
+// Scratch of the op: per-thread kernel buffers and chunk states. It grows to its steady
+// size on the first steps and is reused after that.
+class AttentionWorkspace {
+ public:
+  float* floats(size_t count);                                // 64-byte aligned, grown if needed
+  std::vector<int64_t>& task_first() { return task_first_; }  // [rows + 1] when rows are split
+
+ private:
+  std::vector<float> buf_;
+  std::vector<int64_t> task_first_;
+};
+
+// out[n, Hq, D] = softmax over row r's attended positions of (q . k / sqrt(D)) . v, for
+// query head h on KV head h / (Hq / Hkv) of slot[r]'s cache. Each K/V row is read once for
+// all query heads of its group. An empty row yields zeros. Rows (and, when there are few
+// rows, their chunks) run in parallel on the OpenMP threads.
+void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, const AttendedRanges& ranges,
+                    float* out, int n, int q_heads, const AttentionConfig& config, AttentionWorkspace& workspace);
+
+// The same from the blocked encoding, with the best Isa of this CPU (tests, references).
+void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, const SpanBatch& span, float* out,
+                    int n, int q_heads);
+
+// dst[0, count) = src[0, count) as `dtype`: round to nearest even, fp16 saturating at
+// +-65504 (a value out of fp16 range becomes the largest half, not inf).
+void store_kv(const float* src, void* dst, DType dtype, int64_t count, Isa isa);
+
+}  // namespace sspan::cpu

@@ -1,0 +1,130 @@
+// The matmul kernels: every set this CPU runs equals the scalar reference bit for bit on
+// random blocks of every edge shape, and the threaded matmul equals it whatever the number
+// of rows or threads (the order of matmul_kernels.h makes both exact).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "cpu/matmul_kernels.h"
+#include "cpu/ops.h"
+#include "cpu/thread_pool.h"
+#include "sspan/dtype.h"
+
+namespace sspan::cpu {
+namespace {
+
+// Weights stored as `dtype`, with their exact fp32 values for the reference.
+struct Weights {
+  std::vector<float> f32;     // stored values as fp32
+  std::vector<uint16_t> h16;  // fp16/bf16 storage
+  DType dtype;
+  const void* data() const { return dtype == DType::F32 ? static_cast<const void*>(f32.data()) : h16.data(); }
+};
+
+Weights random_weights(std::mt19937& rng, DType dtype, size_t count) {
+  std::normal_distribution<float> d(0.f, 0.1f);
+  Weights w{std::vector<float>(count), std::vector<uint16_t>(count), dtype};
+  for (size_t i = 0; i < count; ++i) {
+    const float v = d(rng);
+    if (dtype == DType::F16) w.h16[i] = float_to_half(v), w.f32[i] = half_to_float(w.h16[i]);
+    else if (dtype == DType::BF16) w.h16[i] = float_to_bf16(v), w.f32[i] = bf16_to_float(w.h16[i]);
+    else w.f32[i] = v;
+  }
+  return w;
+}
+
+std::vector<float> random_x(std::mt19937& rng, size_t count) {
+  std::normal_distribution<float> d(0.f, 1.f);
+  std::vector<float> x(count);
+  for (auto& v : x) v = d(rng);
+  return x;
+}
+
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+class MatmulKernelsTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(MatmulKernelsTest, EveryRunnableSetEqualsTheScalarReferenceBitForBit) {
+  const DType dt = GetParam();
+  const MatmulKernels& ref = scalar_matmul_kernels();
+  std::mt19937 rng(11);
+  for (const MatmulKernels* set : runnable_matmul_kernels()) {
+    SCOPED_TRACE(set->isa);
+    // Every tile edge (m, n below and above the register tile) and every K tail.
+    for (int64_t m : {1, 2, 3, 4, 5, 9})
+      for (int64_t n : {1, 2, 3, 4, 7})
+        for (int64_t K : {1, 7, 8, 9, 16, 203}) {
+          const int64_t ldx = K + 3, ldw = K + 5, ldy = n + 2;  // strides wider than the rows
+          const Weights w = random_weights(rng, dt, size_t(n * ldw));
+          const std::vector<float> x = random_x(rng, size_t(m * ldx));
+          std::vector<float> got(size_t(m * ldy), -1.f), want(got);
+          MatmulBlock b{x.data(), ldx, w.data(), ldw, got.data(), ldy, m, n, K};
+          set->for_dtype(dt)(b);
+          b.y = want.data();
+          ref.for_dtype(dt)(b);
+          for (size_t i = 0; i < got.size(); ++i)
+            ASSERT_TRUE(same_bits(got[i], want[i]))
+                << "m " << m << " n " << n << " K " << K << " at " << i << ": " << got[i] << " vs " << want[i];
+        }
+  }
+}
+
+TEST_P(MatmulKernelsTest, ScalarReferenceMatchesDouble) {
+  const DType dt = GetParam();
+  std::mt19937 rng(12);
+  const int64_t m = 3, n = 5, K = 203;
+  const Weights w = random_weights(rng, dt, size_t(n * K));
+  const std::vector<float> x = random_x(rng, size_t(m * K));
+  std::vector<float> y(size_t(m * n));
+  scalar_matmul_kernels().for_dtype(dt)({x.data(), K, w.data(), K, y.data(), n, m, n, K});
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t o = 0; o < n; ++o) {
+      double s = 0, mag = 0;
+      for (int64_t k = 0; k < K; ++k) s += double(x[size_t(i * K + k)]) * w.f32[size_t(o * K + k)],
+                                      mag += std::abs(double(x[size_t(i * K + k)]) * w.f32[size_t(o * K + k)]);
+      ASSERT_NEAR(y[size_t(i * n + o)], s, 1e-6 * mag) << i << "," << o;
+    }
+}
+
+// The threaded matmul over several blocks of rows and weights, at 1 and 3 threads, against
+// the scalar reference on the whole problem, and each row alone against the batch.
+TEST_P(MatmulKernelsTest, ThreadedMatmulEqualsReferenceForAnyRowsAndThreads) {
+  const DType dt = GetParam();
+  std::mt19937 rng(13);
+  const int64_t n = 70, O = 1001, K = 203;  // n > one row block, O > one weight block
+  const Weights w = random_weights(rng, dt, size_t(O * K));
+  const std::vector<float> x = random_x(rng, size_t(n * K));
+  std::vector<float> want(size_t(n * O));
+  scalar_matmul_kernels().for_dtype(dt)({x.data(), K, w.data(), K, want.data(), O, n, O, K});
+  const WeightView view{w.data(), dt, O, K};
+  for (int threads : {1, 3}) {
+    set_num_threads(threads);
+    std::vector<float> y(size_t(n * O));
+    matmul(x.data(), view, y.data(), int(n));
+    for (size_t i = 0; i < y.size(); ++i)
+      ASSERT_TRUE(same_bits(y[i], want[i])) << threads << " threads, element " << i;
+    for (int64_t r : {int64_t(0), int64_t(37), n - 1}) {
+      std::vector<float> yr(static_cast<size_t>(O));
+      matmul(&x[size_t(r * K)], view, yr.data(), 1);
+      for (int64_t o = 0; o < O; ++o)
+        ASSERT_TRUE(same_bits(yr[size_t(o)], want[size_t(r * O + o)])) << "row " << r << " alone, col " << o;
+    }
+  }
+  set_num_threads(0);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllWeightTypes, MatmulKernelsTest, ::testing::Values(DType::F32, DType::F16, DType::BF16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+TEST(MatmulKernels, TheChosenSetIsTheFastestRunnable) {
+  const auto sets = runnable_matmul_kernels();
+  ASSERT_FALSE(sets.empty());
+  EXPECT_STREQ(sets.back()->isa, "scalar");
+  EXPECT_EQ(&matmul_kernels(), sets.front());
+}
+
+}  // namespace
+}  // namespace sspan::cpu

@@ -1,0 +1,118 @@
+// sspan-bench e2e: the replay runs the generation loop with the reference as the next
+// input, so its per-position span trace is the one --score gives on the same text; bad
+// datasets and policies are clear errors naming the record or the policy.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "e2e_replay.h"
+#include "runtime/runtime_fixture.h"
+
+namespace sspan {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr const char* kPrompt = "(42 * 56) + (5 * 32) [0]\n";
+constexpr const char* kCompletion =
+    "[-1] 42 * 56=42 * (50 + 6)=2100 + 252=2352\n[-1] So 42 * 56=2352 [1]\n[0,1] 5 * 32=160 [2]\n[0,1,2] 2512\n";
+
+std::filesystem::path write_dataset(const std::string& tag, const std::vector<std::string>& lines) {
+  const auto path = test::scratch_dir(tag) / "data.jsonl";
+  std::ofstream f(path);
+  for (const auto& l : lines) f << l << "\n";
+  return path;
+}
+
+TEST(E2eReplay, TheReplayTraceIsTheScoreTraceOfTheSameText) {
+  Engine e(test::tiny_options(/*batch=*/2));
+  const nlohmann::json rec = {{"prompt", kPrompt}, {"completion", kCompletion}};
+  const nlohmann::json other = {{"prompt", "(3 + 4) * 2 [0]\n"}, {"completion", "[-1] 3 + 4=7 [1]\n[0,1] 7 * 2=14\n"}};
+  const auto path = write_dataset("replay", {rec.dump(), other.dump()});
+  const auto records = bench::read_replay_records(path.string(), e.tokenizer());
+  ASSERT_EQ(records.size(), 2u);
+
+  for (const char* policy : {"arith", "dense"}) {
+    std::vector<TraceRecord> replayed, scored;
+    {
+      Scheduler s(e);
+      Request r = bench::replay_request(records[0], {policy, 32});
+      r.on_trace = [&](const TraceRecord& t) { replayed.push_back(t); };
+      auto h = s.submit(std::move(r));
+      auto busy = s.submit(bench::replay_request(records[1], {"dense", 64}));  // a neighbour in the batch
+      s.run_until_idle();
+      ASSERT_EQ(h.wait().stop, StopReason::Forced);
+      ASSERT_EQ(busy.wait().stop, StopReason::Forced);
+    }
+    GenerateCallbacks cb;
+    cb.on_trace = [&](const TraceRecord& t) { scored.push_back(t); };
+    e.score(kPrompt, kCompletion, {policy, 32}, cb);
+    ASSERT_EQ(replayed.size(), scored.size()) << policy;
+    ASSERT_EQ(replayed.size(), size_t(records[0].positions()));
+    int sparse = 0;
+    for (size_t p = 0; p < scored.size(); ++p) {
+      EXPECT_EQ(replayed[p].pos, scored[p].pos);
+      EXPECT_EQ(replayed[p].id, scored[p].id);
+      EXPECT_EQ(replayed[p].line, scored[p].line);
+      EXPECT_EQ(replayed[p].sparse, scored[p].sparse);
+      EXPECT_EQ(replayed[p].generated, scored[p].generated);
+      EXPECT_EQ(replayed[p].attended, scored[p].attended) << policy << " position " << p;
+      sparse += scored[p].sparse;
+    }
+    if (std::string(policy) == "arith") {
+      EXPECT_GT(sparse, 30);
+    }
+  }
+}
+
+struct CliRun {
+  int code;
+  std::string out, err;
+};
+
+CliRun bench_e2e(const std::string& args) {
+  const auto dir = test::scratch_dir("cli");
+  const std::string cmd = std::string(SSPAN_BENCH_BIN) + " e2e -m " + (test::source_dir() / "models/arith-tiny").string() +
+                          " -t 1 " + args + " >" + (dir / "out").string() + " 2>" + (dir / "err").string();
+  const int status = std::system(cmd.c_str());
+  auto slurp = [](const std::filesystem::path& p) {
+    std::ifstream f(p);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, slurp(dir / "out"), slurp(dir / "err")};
+}
+
+TEST(E2eCli, RunsDenseAndArithSideBySide) {
+  const nlohmann::json rec = {{"prompt", kPrompt}, {"completion", kCompletion}};
+  const auto path = write_dataset("ok", {rec.dump(), rec.dump(), rec.dump()});
+  const CliRun r = bench_e2e("-d " + path.string() + " --span dense,arith --batch 2 --reps 1 --bucket 64");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("| dense |"));
+  EXPECT_THAT(r.out, HasSubstr("| arith |"));
+  EXPECT_THAT(r.out, HasSubstr("vs dense"));
+  EXPECT_THAT(r.out, HasSubstr("backend: cpu"));
+}
+
+TEST(E2eCli, BadInputIsAnErrorNamingTheRecordOrThePolicy) {
+  const nlohmann::json good = {{"prompt", kPrompt}, {"completion", kCompletion}};
+  const auto no_completion = write_dataset("nocomp", {good.dump(), R"({"prompt": "1 + 1 [0]\n"})"});
+  CliRun r = bench_e2e("-d " + no_completion.string() + " --reps 1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr(no_completion.string() + ":2: the record has no string 'completion'"));
+
+  const auto ok = write_dataset("long", {good.dump()});
+  r = bench_e2e("-d " + ok.string() + " --reps 1 --max-context 32");
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr(ok.string() + ":1: prompt + completion are"));
+  EXPECT_THAT(r.err, HasSubstr("context holds 32"));
+
+  r = bench_e2e("-d " + ok.string() + " --reps 1 --span dense,bogus");
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("unknown span policy 'bogus'"));
+}
+
+}  // namespace
+}  // namespace sspan
