@@ -18,6 +18,7 @@ void add_attention_bench(CLI::App& app);  // bench_attention.cpp: the CPU attent
 void add_span_bench(CLI::App& app);    // bench_span.cpp: span state + blocked encoding cost
 void add_e2e_bench(CLI::App& app);     // bench_e2e.cpp: dense-against-span replay of a dataset
 void add_serve_bench(CLI::App& app);   // bench_serve.cpp: continuous against static batching
+void add_soak_bench(CLI::App& app);    // bench_soak.cpp: memory over many generate() calls
 #ifdef SSPAN_WITH_CUDA
 void add_kernel_bench(CLI::App& app);  // bench_kernel.cu: the paper's Figure 9 kernel sweep
 // Device-to-device copy bandwidth of a 1 GiB buffer in GB/s, bytes read plus bytes written

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   sspan::bench::add_span_bench(app);
   sspan::bench::add_e2e_bench(app);
   sspan::bench::add_serve_bench(app);
+  sspan::bench::add_soak_bench(app);
 #ifdef SSPAN_WITH_CUDA
   sspan::bench::add_kernel_bench(app);
 #endif

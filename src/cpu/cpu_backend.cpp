@@ -53,6 +53,7 @@ class CpuBackend final : public Backend {
   }
   Device device() const override { return Device::CPU; }
   DType act_dtype() const override { return DType::F32; }
+  DType kv_dtype() const override { return kv_dtype_; }
 
   Tensor load_weight(const TensorInfo& src) override {
     // Used in place: the caller keeps the checkpoint mapping alive.

@@ -1,12 +1,11 @@
 // A model directory: model.safetensors.index.json + shards, model.safetensors, or a set
 // of other *.safetensors files. Pickle checkpoints are refused: unpickling runs code.
 #include <algorithm>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "common/check.h"
-#include "io/json_strict.h"
+#include "io/untrusted_files.h"
+#include "io/shard_index.h"
 #include "sspan/checkpoint.h"
 
 namespace sspan {
@@ -16,24 +15,7 @@ namespace {
 constexpr const char* kIndexName = "model.safetensors.index.json";
 constexpr const char* kSingleName = "model.safetensors";
 
-std::string read_text(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  SSPAN_CHECK(f, "{}: cannot open", path.string());
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  SSPAN_CHECK(!f.bad(), "{}: read error", path.string());
-  return ss.str();
-}
-
-// Shards must be plain files beside the index: no directories, no way out of the model
-// directory. A hostile index could otherwise map /etc/passwd or ../other-model.
-void check_shard_name(const std::string& shard, const std::string& tensor, const std::string& index) {
-  SSPAN_CHECK(!shard.empty(), "{}: tensor '{}' maps to an empty shard name", index, tensor);
-  const bool bare = shard.find('/') == std::string::npos && shard.find('\\') == std::string::npos &&
-                    shard != "." && shard != ".." && shard.find('\0') == std::string::npos;
-  SSPAN_CHECK(bare, "{}: tensor '{}' maps to shard '{}', which is not a plain file name in the model directory",
-              index, tensor, shard);
-}
+constexpr size_t kMaxIndexBytes = size_t(64) << 20;  // a 400B-parameter model's index is ~1 MB
 
 std::vector<fs::path> files_with_ext(const fs::path& dir, std::initializer_list<std::string_view> exts) {
   std::vector<fs::path> out;
@@ -53,6 +35,12 @@ Checkpoint Checkpoint::open(const fs::path& dir) {
   SSPAN_CHECK(fs::exists(dir, ec), "checkpoint directory '{}' does not exist", dir.string());
   Checkpoint ck;
   ck.dir_ = dir;
+  // Every weights file is opened through here: the link rule first (io/untrusted_files.h).
+  auto open_file = [&](const fs::path& path) {
+    io::check_inside_model_dir(dir, path);
+    ck.files_.push_back(SafetensorsFile::open(path));
+    return ck.files_.back();
+  };
   auto add_file_tensors = [&](const std::shared_ptr<SafetensorsFile>& f) {
     for (const auto& t : f->tensors()) {
       const auto [it, fresh] = ck.tensors_.emplace(t.name, &t);
@@ -69,25 +57,20 @@ Checkpoint Checkpoint::open(const fs::path& dir) {
               dir.string());
 
   if (fs::exists(dir / kIndexName, ec)) {
-    const std::string index = (dir / kIndexName).string();
-    const auto j = io::parse_json_strict(read_text(dir / kIndexName), index);
-    SSPAN_CHECK(j.is_object(), "{}: not a JSON object", index);
-    const auto wm = j.find("weight_map");
-    SSPAN_CHECK(wm != j.end() && wm->is_object(), "{}: missing \"weight_map\" object", index);
-    SSPAN_CHECK(!wm->empty(), "{}: \"weight_map\" lists no tensors", index);
+    const fs::path index_path = dir / kIndexName;
+    const std::string index = index_path.string();
+    io::check_inside_model_dir(dir, index_path);
+    const auto weight_map =
+        io::parse_shard_index(io::read_regular_file(index_path, kMaxIndexBytes, "shard index"), index);
 
     std::map<std::string, std::shared_ptr<SafetensorsFile>> shards;  // each opened once
     std::map<std::string, std::set<std::string>> listed;             // shard -> tensors
-    for (const auto& [tensor, shard_json] : wm->items()) {
-      SSPAN_CHECK(shard_json.is_string(), "{}: tensor '{}': shard is not a string", index, tensor);
-      const auto& shard = shard_json.get_ref<const std::string&>();
-      check_shard_name(shard, tensor, index);
+    for (const auto& [tensor, shard] : weight_map) {
       auto& file = shards[shard];
       if (!file) {
         SSPAN_CHECK(fs::is_regular_file(dir / shard, ec), "{}: tensor '{}' maps to shard '{}', which does not exist",
                     index, tensor, shard);
-        file = SafetensorsFile::open(dir / shard);
-        ck.files_.push_back(file);
+        file = open_file(dir / shard);
       }
       const TensorInfo* t = file->find(tensor);
       SSPAN_CHECK(t, "{}: tensor '{}' is mapped to shard '{}' but that shard does not hold it", index, tensor, shard);
@@ -105,16 +88,12 @@ Checkpoint Checkpoint::open(const fs::path& dir) {
   }
 
   if (fs::is_regular_file(dir / kSingleName, ec)) {
-    ck.files_.push_back(SafetensorsFile::open(dir / kSingleName));
-    add_file_tensors(ck.files_.back());
+    add_file_tensors(open_file(dir / kSingleName));
     return ck;
   }
 
   const auto safetensors = files_with_ext(dir, {".safetensors"});
-  for (const auto& p : safetensors) {
-    ck.files_.push_back(SafetensorsFile::open(p));
-    add_file_tensors(ck.files_.back());
-  }
+  for (const auto& p : safetensors) add_file_tensors(open_file(p));
   if (!safetensors.empty()) return ck;
 
   const auto pickles = files_with_ext(dir, {".bin", ".pth", ".pt"});

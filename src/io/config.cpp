@@ -1,17 +1,19 @@
 // config.json of a Hugging Face LLaMA checkpoint. Reads what the forward pass needs and
 // refuses, with the reason, every setting the engine would otherwise silently ignore.
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "common/check.h"
+#include "io/config_sizes.h"
 #include "io/json_strict.h"
+#include "io/untrusted_files.h"
 #include "sspan/config.h"
 
 namespace sspan {
 namespace {
 
 using json = nlohmann::json;
+
+constexpr size_t kMaxConfigBytes = 1 << 20;  // real configs are a few KB
 
 // Typed access to one config object; every error names the file and the key. A key set
 // to null counts as absent, as transformers treats it.
@@ -33,12 +35,12 @@ class Fields {
   }
 
   int integer(const json& v, const char* key) const {
-    SSPAN_CHECK(v.is_number_integer(), "{}: \"{}{}\" must be an integer, got {}", src_, prefix_, key, v.dump());
+    SSPAN_CHECK(v.is_number_integer(), "{}: \"{}{}\" must be an integer, got {}", src_, prefix_, key, io::json_summary(v));
     const auto x = v.get<int64_t>();
     SSPAN_CHECK(!v.is_number_unsigned() || v.get<uint64_t>() <= uint64_t(std::numeric_limits<int>::max()),
-                "{}: \"{}{}\" = {} is out of range", src_, prefix_, key, v.dump());
+                "{}: \"{}{}\" = {} is out of range", src_, prefix_, key, io::json_summary(v));
     SSPAN_CHECK(x >= std::numeric_limits<int>::min() && x <= std::numeric_limits<int>::max(),
-                "{}: \"{}{}\" = {} is out of range", src_, prefix_, key, v.dump());
+                "{}: \"{}{}\" = {} is out of range", src_, prefix_, key, io::json_summary(v));
     return int(x);
   }
   int positive_int(const char* key) const {
@@ -51,9 +53,9 @@ class Fields {
 
   double positive_number(const char* key) const {
     const json& v = required(key);
-    SSPAN_CHECK(v.is_number(), "{}: \"{}{}\" must be a number, got {}", src_, prefix_, key, v.dump());
+    SSPAN_CHECK(v.is_number(), "{}: \"{}{}\" must be a number, got {}", src_, prefix_, key, io::json_summary(v));
     const double x = v.get<double>();
-    SSPAN_CHECK(x > 0, "{}: \"{}{}\" must be positive, got {}", src_, prefix_, key, v.dump());
+    SSPAN_CHECK(x > 0, "{}: \"{}{}\" must be positive, got {}", src_, prefix_, key, io::json_summary(v));
     return x;
   }
   double positive_number(const char* key, double fallback) const {
@@ -63,14 +65,14 @@ class Fields {
   bool boolean(const char* key, bool fallback) const {
     const json* v = find(key);
     if (!v) return fallback;
-    SSPAN_CHECK(v->is_boolean(), "{}: \"{}{}\" must be true or false, got {}", src_, prefix_, key, v->dump());
+    SSPAN_CHECK(v->is_boolean(), "{}: \"{}{}\" must be true or false, got {}", src_, prefix_, key, io::json_summary(*v));
     return v->get<bool>();
   }
 
   std::string string(const char* key, std::string fallback) const {
     const json* v = find(key);
     if (!v) return fallback;
-    SSPAN_CHECK(v->is_string(), "{}: \"{}{}\" must be a string, got {}", src_, prefix_, key, v->dump());
+    SSPAN_CHECK(v->is_string(), "{}: \"{}{}\" must be a string, got {}", src_, prefix_, key, io::json_summary(*v));
     return v->get<std::string>();
   }
 
@@ -82,20 +84,33 @@ class Fields {
   std::string prefix_;
 };
 
+// Up to four entries of a list of strings, for a message.
+std::string first_strings(const json& list) {
+  std::string out;
+  size_t i = 0;
+  for (const auto& a : list) {
+    if (i == 4) return out + fmt::format(", ... ({} in all)", list.size());
+    out += (i++ ? ", " : "") + io::json_summary(a);
+  }
+  return out;
+}
+
 void check_architecture(const Fields& f) {
   const std::string model_type = f.string("model_type", "");
   SSPAN_CHECK(model_type.empty() || model_type == "llama",
               "{}: model_type '{}' is not supported (sspan runs LLaMA models, model_type \"llama\")", f.src(),
-              model_type);
+              io::brief_text(model_type));
   if (const json* arch = f.find("architectures")) {
-    SSPAN_CHECK(arch->is_array(), "{}: \"architectures\" must be a list of strings, got {}", f.src(), arch->dump());
+    SSPAN_CHECK(arch->is_array(), "{}: \"architectures\" must be a list of strings, got {}", f.src(),
+                io::json_summary(*arch));
     bool llama = false;
     for (const auto& a : *arch) {
-      SSPAN_CHECK(a.is_string(), "{}: \"architectures\" must be a list of strings, got {}", f.src(), arch->dump());
+      SSPAN_CHECK(a.is_string(), "{}: \"architectures\" must be a list of strings, got {} in it", f.src(),
+                  io::json_summary(a));
       llama = llama || a.get<std::string>() == "LlamaForCausalLM";
     }
-    SSPAN_CHECK(llama, "{}: architectures {} does not include LlamaForCausalLM, the only architecture sspan runs",
-                f.src(), arch->dump());
+    SSPAN_CHECK(llama, "{}: architectures [{}] does not include LlamaForCausalLM, the only architecture sspan runs",
+                f.src(), first_strings(*arch));
   } else {
     SSPAN_CHECK(model_type == "llama",
                 "{}: neither \"architectures\" nor \"model_type\" says this is a LLaMA model", f.src());
@@ -106,7 +121,7 @@ void check_architecture(const Fields& f) {
               f.src());
   const std::string act = f.string("hidden_act", "silu");
   SSPAN_CHECK(act == "silu", "{}: hidden_act '{}' is not supported (sspan implements SwiGLU with silu)", f.src(),
-              act);
+              io::brief_text(act));
 }
 
 // rope_scaling (transformers < 5) or rope_parameters (transformers >= 5, which also
@@ -116,7 +131,7 @@ RopeScaling parse_rope(const Fields& top, double* theta) {
   const char* key = top.has("rope_parameters") ? "rope_parameters" : "rope_scaling";
   const json* v = top.find(key);
   if (!v) return r;
-  SSPAN_CHECK(v->is_object(), "{}: \"{}\" must be an object or null, got {}", top.src(), key, v->dump());
+  SSPAN_CHECK(v->is_object(), "{}: \"{}\" must be an object or null, got {}", top.src(), key, io::json_summary(*v));
   const Fields f(*v, top.src(), std::string(key) + ".");
   if (f.has("rope_theta")) *theta = f.positive_number("rope_theta");
   const std::string type = f.has("rope_type") ? f.string("rope_type", "") : f.string("type", "default");
@@ -137,7 +152,8 @@ RopeScaling parse_rope(const Fields& top, double* theta) {
                 r.high_freq_factor, r.low_freq_factor);
     return r;
   }
-  SSPAN_FAIL("{}: {} type '{}' is not supported (sspan supports default, linear and llama3)", top.src(), key, type);
+  SSPAN_FAIL("{}: {} type '{}' is not supported (sspan supports default, linear and llama3)", top.src(), key,
+             io::brief_text(type));
 }
 
 std::vector<int> parse_eos(const Fields& f) {
@@ -157,10 +173,34 @@ DType parse_torch_dtype(const Fields& f) {
   if (s == "float32") return DType::F32;
   if (s == "float16") return DType::F16;
   if (s == "bfloat16") return DType::BF16;
-  SSPAN_FAIL("{}: {} '{}' is not supported (float32, float16 or bfloat16)", f.src(), key, s);
+  SSPAN_FAIL("{}: {} '{}' is not supported (float32, float16 or bfloat16)", f.src(), key, io::brief_text(s));
 }
 
 }  // namespace
+
+// Every size the engine computes from the config must fit its type: q_dim() and kv_dim()
+// are int (so a tensor row count), and the parameter count must fit int64 with room to
+// spare. A config that breaks this describes no checkpoint that can exist.
+void check_config_sizes(const ModelConfig& c, std::string_view src) {
+  constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
+  SSPAN_CHECK(int64_t(c.num_attention_heads) * c.head_dim <= kMaxInt,
+              "{}: num_attention_heads {} x head_dim {} = {} is beyond any tensor's row count", src,
+              c.num_attention_heads, c.head_dim, int64_t(c.num_attention_heads) * c.head_dim);
+  SSPAN_CHECK(int64_t(c.num_key_value_heads) * c.head_dim <= kMaxInt,
+              "{}: num_key_value_heads {} x head_dim {} = {} is beyond any tensor's row count", src,
+              c.num_key_value_heads, c.head_dim, int64_t(c.num_key_value_heads) * c.head_dim);
+  // num_parameters() in 128 bits; 2^48 parameters is 1,000 times the largest models.
+  using u128 = unsigned __int128;
+  const u128 H = u128(c.hidden_size), I = u128(c.intermediate_size), V = u128(c.vocab_size);
+  const u128 q = u128(c.q_dim()), kv = u128(c.kv_dim());
+  const u128 per_layer = 2 * H + H * q + 2 * H * kv + q * H + 3 * H * I;
+  const u128 total = 2 * V * H + u128(c.num_hidden_layers) * per_layer + H;
+  SSPAN_CHECK(total < (u128(1) << 48),
+              "{}: hidden_size {}, intermediate_size {}, num_hidden_layers {}, heads {}/{} x head_dim {} and "
+              "vocab_size {} describe more than 2^48 parameters; no checkpoint holds that",
+              src, c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads,
+              c.num_key_value_heads, c.head_dim, c.vocab_size);
+}
 
 ModelConfig ModelConfig::from_json(std::string_view text, std::string_view src) {
   const json j = io::parse_json_strict(text, src);
@@ -200,15 +240,16 @@ ModelConfig ModelConfig::from_json(std::string_view text, std::string_view src) 
                 c.vocab_size);
   SSPAN_CHECK(c.bos_token_id >= 0 && c.bos_token_id < c.vocab_size,
               "{}: bos_token_id {} is outside the vocabulary of {}", src, c.bos_token_id, c.vocab_size);
+  check_config_sizes(c, src);
   return c;
 }
 
 ModelConfig ModelConfig::from_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  SSPAN_CHECK(in, "{}: cannot open model config", path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return from_json(ss.str(), path.string());
+  // config.json is a file of a model directory: the link rule of io/untrusted_files.h holds.
+  std::error_code ec;
+  SSPAN_CHECK(std::filesystem::exists(path, ec), "{}: cannot open model config: no such file", path.string());
+  io::check_inside_model_dir(path.parent_path(), path);
+  return from_json(io::read_regular_file(path, kMaxConfigBytes, "model config"), path.string());
 }
 
 int64_t ModelConfig::num_parameters() const {

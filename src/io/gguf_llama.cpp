@@ -11,6 +11,7 @@
 #include "common/check.h"
 #include "io/dequantize.h"
 #include "io/gguf.h"
+#include "io/config_sizes.h"
 #include "sspan/checkpoint.h"
 #include "sspan/config.h"
 
@@ -140,6 +141,7 @@ ModelConfig ModelConfig::from_gguf(const std::filesystem::path& path) {
   SSPAN_CHECK(c.bos_token_id >= 0 && c.bos_token_id < c.vocab_size, "{}: BOS id {} is outside the vocabulary of {}",
               src, c.bos_token_id, c.vocab_size);
   c.torch_dtype = DType::F32;
+  check_config_sizes(c, src);
   return c;
 }
 

@@ -47,10 +47,17 @@ nlohmann::json parse_json_strict(std::string_view text, std::string_view source)
   // One set of seen keys per open object; the first repeated key is remembered and
   // reported after the parse (throwing from inside the callback is avoided on purpose:
   // the parser's own error paths stay the only ones that unwind through it).
+  // A container that opens at depth kMaxJsonDepth is discarded (callback returns false)
+  // and the parse reported as refused afterwards; the discarded parts are never built.
   std::vector<std::set<std::string>> open_objects;
   std::string duplicate;
-  auto callback = [&](int /*depth*/, nlohmann::json::parse_event_t event, nlohmann::json& value) {
+  bool too_deep = false;
+  auto callback = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& value) {
     using E = nlohmann::json::parse_event_t;
+    if ((event == E::object_start || event == E::array_start) && depth >= kMaxJsonDepth) {
+      too_deep = true;
+      return false;
+    }
     if (event == E::object_start) {
       open_objects.emplace_back();
     } else if (event == E::object_end) {
@@ -68,8 +75,27 @@ nlohmann::json parse_json_strict(std::string_view text, std::string_view source)
   } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e999
     SSPAN_FAIL("{}: invalid JSON: {}", source, e.what());
   }
+  SSPAN_CHECK(!too_deep, "{}: JSON nested deeper than {} levels", source, kMaxJsonDepth);
   SSPAN_CHECK(duplicate.empty(), "{}: duplicate key '{}'", source, duplicate);
   return j;
+}
+
+std::string brief_text(std::string_view s) {
+  constexpr size_t kMax = 40;
+  if (s.size() <= kMax) return std::string(s);
+  size_t cut = kMax;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80) --cut;  // a character boundary
+  return fmt::format("{}... (cut, {} bytes)", s.substr(0, cut), s.size());
+}
+
+std::string json_summary(const nlohmann::json& v) {
+  switch (v.type()) {
+    case nlohmann::json::value_t::array: return fmt::format("an array of {} values", v.size());
+    case nlohmann::json::value_t::object: return fmt::format("an object of {} keys", v.size());
+    case nlohmann::json::value_t::string:
+      return brief_text(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    default: return v.dump();
+  }
 }
 
 }  // namespace sspan::io

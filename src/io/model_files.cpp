@@ -32,17 +32,18 @@ fs::path model_dir(const fs::path& model, ModelKind kind) {
 ModelMeta open_model_meta(const fs::path& model, const fs::path& tokenizer_file) {
   const ModelKind kind = model_kind(model);
   if (kind == ModelKind::Gguf)
-    return {ModelConfig::from_gguf(model), Tokenizer::load(tokenizer_file.empty() ? model : tokenizer_file)};
+    return {ModelConfig::from_gguf(model), Tokenizer::load(tokenizer_file.empty() ? model : tokenizer_file), model};
   const fs::path dir = model_dir(model, kind);
   return {ModelConfig::from_file(dir / "config.json"),
-          tokenizer_file.empty() ? Tokenizer::for_model_dir(dir) : Tokenizer::load(tokenizer_file)};
+          tokenizer_file.empty() ? Tokenizer::for_model_dir(dir) : Tokenizer::load(tokenizer_file),
+          dir / "config.json"};
 }
 
 ModelFiles open_model_files(const fs::path& model, const fs::path& tokenizer_file, DType dequant_dtype) {
   const ModelKind kind = model_kind(model);
   ModelMeta meta = open_model_meta(model, tokenizer_file);
   Checkpoint ckpt = kind == ModelKind::Gguf ? Checkpoint::open_gguf(model, dequant_dtype) : Checkpoint::open(model);
-  return {std::move(meta.config), std::move(ckpt), std::move(meta.tokenizer)};
+  return {std::move(meta.config), std::move(ckpt), std::move(meta.tokenizer), std::move(meta.config_file)};
 }
 
 }  // namespace sspan

@@ -14,6 +14,7 @@ struct ModelFiles {
   ModelConfig config;
   Checkpoint checkpoint;
   Tokenizer tokenizer;
+  std::filesystem::path config_file;  // where the hyper-parameters came from: config.json or the .gguf
 };
 
 // The hyper-parameters and the tokenizer alone (no weights are mapped or dequantized):
@@ -21,6 +22,7 @@ struct ModelFiles {
 struct ModelMeta {
   ModelConfig config;
   Tokenizer tokenizer;
+  std::filesystem::path config_file;  // config.json or the .gguf
 };
 ModelMeta open_model_meta(const std::filesystem::path& model, const std::filesystem::path& tokenizer_file);
 

@@ -45,7 +45,7 @@ DType parse_entry_dtype(const json& entry, std::string_view src, const std::stri
   if (s == "BF16") return DType::BF16;
   if (std::find(kUnsupportedDtypes.begin(), kUnsupportedDtypes.end(), s) != kUnsupportedDtypes.end())
     SSPAN_FAIL("{}: tensor '{}': unsupported dtype {} (sspan reads F32, F16 and BF16)", src, name, s);
-  SSPAN_FAIL("{}: tensor '{}': unknown dtype '{}'", src, name, s);
+  SSPAN_FAIL("{}: tensor '{}': unknown dtype '{}'", src, name, io::brief_text(s));
 }
 
 // Shape dims are non-negative and their product stays below 2^62 elements, so that the
@@ -61,9 +61,9 @@ std::vector<int64_t> parse_entry_shape(const json& entry, std::string_view src, 
   for (const auto& d : *it) {
     uint64_t dim = 0;
     SSPAN_CHECK(as_size(d, kMaxElems, &dim), "{}: tensor '{}': shape entry {} is not an integer in [0, 2^62)",
-                src, name, d.dump());
-    SSPAN_CHECK(dim == 0 || n <= kMaxElems / dim, "{}: tensor '{}': shape {} has too many elements (overflow)",
-                src, name, it->dump());
+                src, name, io::json_summary(d));
+    SSPAN_CHECK(dim == 0 || n <= kMaxElems / dim,
+                "{}: tensor '{}': shape of {} dims has too many elements (overflow)", src, name, it->size());
     n *= dim;
     shape.push_back(int64_t(dim));
   }
@@ -84,8 +84,8 @@ TensorInfo parse_entry(const std::string& name, const json& entry, std::string_v
   uint64_t begin = 0, end = 0;
   const uint64_t kMax = std::numeric_limits<uint64_t>::max();
   SSPAN_CHECK(it->is_array() && it->size() == 2 && as_size((*it)[0], kMax, &begin) && as_size((*it)[1], kMax, &end),
-              "{}: tensor '{}': \"data_offsets\" {} is not [begin, end] of non-negative integers", src, name,
-              it->dump());
+              "{}: tensor '{}': \"data_offsets\" ({}) is not [begin, end] of non-negative integers", src, name,
+              io::json_summary(*it));
   SSPAN_CHECK(begin <= end, "{}: tensor '{}': data_offsets [{}, {}] end before begin", src, name, begin, end);
   const uint64_t need = numel * dtype_size(t.dtype);  // numel < 2^62, size <= 4: no overflow
   SSPAN_CHECK(end - begin == need, "{}: tensor '{}': data_offsets [{}, {}] span {} bytes but shape {} of {} needs {}",

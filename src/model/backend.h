@@ -80,6 +80,8 @@ class Backend {
   virtual Device device() const = 0;
   // Activations dtype: F32 on the CPU; F16/BF16 on a GPU.
   virtual DType act_dtype() const = 0;
+  // KV cache element type: the activations' unless the backend keeps it otherwise.
+  virtual DType kv_dtype() const { return act_dtype(); }
 
   // ---- memory (all before the first step) ----
   // A weight from the checkpoint, kept or converted to the backend's weight dtype.

@@ -6,10 +6,12 @@
 
 #include <fmt/format.h>
 
+#include <new>
 #include <vector>
 
 #include "common/check.h"
 #include "common/convert.h"
+#include "model/weight_check.h"
 
 namespace sspan {
 namespace {
@@ -41,42 +43,56 @@ LlamaModel::LlamaModel(const ModelConfig& c, const Checkpoint& ckpt, Backend& be
   };
   const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
   const int64_t q = c.q_dim(), kv = c.kv_dim();
-  auto weight = [&](const std::string& name, std::vector<int64_t> shape) {
-    const TensorInfo& t = expect(ckpt, name, std::move(shape));
-    Tensor w = be.load_weight(t);
-    loaded(t);
-    return w;
+  const std::string src = ckpt.dir().string();
+  // Every tensor is looked up and shape-checked first (headers only), then all are
+  // scanned for NaN/Inf in one parallel pass, then loaded into the backend.
+  struct Pending {
+    const TensorInfo* info;
+    Tensor* dst;
+    bool norm;
   };
-  auto norm = [&](const std::string& name) {
-    const TensorInfo& t = expect(ckpt, name, {H});
-    Tensor w = load_norm(be, t);
-    loaded(t);
-    return w;
+  std::vector<Pending> pending;
+  auto weight = [&](Tensor& dst, const std::string& name, std::vector<int64_t> shape) {
+    pending.push_back({&expect(ckpt, name, std::move(shape)), &dst, false});
   };
+  auto norm = [&](Tensor& dst, const std::string& name) { pending.push_back({&expect(ckpt, name, {H}), &dst, true}); };
 
-  w_.embed = weight("model.embed_tokens.weight", {V, H});
-  w_.layers.resize(size_t(c.num_hidden_layers));
+  // The layer count sizes the vector below: check the checkpoint has the last layer
+  // first, so that a config claiming 2^31 layers is an error, not a terabyte request.
+  const std::string last_layer = fmt::format("model.layers.{}.input_layernorm.weight", c.num_hidden_layers - 1);
+  SSPAN_CHECK(ckpt.find(last_layer), "{}: config.json says num_hidden_layers = {} but the checkpoint has no tensor '{}'",
+              src, c.num_hidden_layers, last_layer);
+  weight(w_.embed, "model.embed_tokens.weight", {V, H});
+  w_.layers.resize(size_t(c.num_hidden_layers));  // not resized again: &L.wq stays valid
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = fmt::format("model.layers.{}.", l);
     LlamaLayer& L = w_.layers[size_t(l)];
-    L.attn_norm = norm(p + "input_layernorm.weight");
-    L.wq = weight(p + "self_attn.q_proj.weight", {q, H});
-    L.wk = weight(p + "self_attn.k_proj.weight", {kv, H});
-    L.wv = weight(p + "self_attn.v_proj.weight", {kv, H});
-    L.wo = weight(p + "self_attn.o_proj.weight", {H, q});
-    L.ffn_norm = norm(p + "post_attention_layernorm.weight");
-    L.w_gate = weight(p + "mlp.gate_proj.weight", {I, H});
-    L.w_up = weight(p + "mlp.up_proj.weight", {I, H});
-    L.w_down = weight(p + "mlp.down_proj.weight", {H, I});
+    norm(L.attn_norm, p + "input_layernorm.weight");
+    weight(L.wq, p + "self_attn.q_proj.weight", {q, H});
+    weight(L.wk, p + "self_attn.k_proj.weight", {kv, H});
+    weight(L.wv, p + "self_attn.v_proj.weight", {kv, H});
+    weight(L.wo, p + "self_attn.o_proj.weight", {H, q});
+    norm(L.ffn_norm, p + "post_attention_layernorm.weight");
+    weight(L.w_gate, p + "mlp.gate_proj.weight", {I, H});
+    weight(L.w_up, p + "mlp.up_proj.weight", {I, H});
+    weight(L.w_down, p + "mlp.down_proj.weight", {H, I});
   }
-  w_.final_norm = norm("model.norm.weight");
-  if (ckpt.find("lm_head.weight")) {
-    w_.lm_head = weight("lm_head.weight", {V, H});
+  norm(w_.final_norm, "model.norm.weight");
+  const bool tied = !ckpt.find("lm_head.weight");
+  if (tied) {
+    SSPAN_CHECK(c.tie_word_embeddings, "{}: no tensor 'lm_head.weight' and tie_word_embeddings is false", src);
   } else {
-    SSPAN_CHECK(c.tie_word_embeddings, "{}: no tensor 'lm_head.weight' and tie_word_embeddings is false",
-                ckpt.dir().string());
-    w_.lm_head = w_.embed;
+    weight(w_.lm_head, "lm_head.weight", {V, H});
   }
+
+  std::vector<const TensorInfo*> infos;
+  for (const Pending& p : pending) infos.push_back(p.info);
+  check_finite(infos, src);
+  for (const Pending& p : pending) {
+    *p.dst = p.norm ? load_norm(be, *p.info) : be.load_weight(*p.info);
+    loaded(*p.info);
+  }
+  if (tied) w_.lm_head = w_.embed;
   w_.inv_freq = be.load_table(rope_inv_freq(c));
 }
 
@@ -84,6 +100,19 @@ void LlamaModel::allocate(int max_rows, int max_logit_rows, int slots, int max_c
   const ModelConfig& c = config_;
   const int64_t R = max_rows, M = max_logit_rows;
   const DType act = backend_.act_dtype();
+  try {
+    allocate_buffers(R, M, slots, max_ctx, act);
+  } catch (const std::bad_alloc&) {
+    const MemoryPlan plan = plan_memory(c, max_rows, max_logit_rows, slots, max_ctx, act, backend_.kv_dtype(),
+                                        backend_.device());
+    SSPAN_FAIL("out of host memory allocating the model's buffers: {}", plan.summary());
+  }
+  max_rows_ = max_rows;
+  max_logit_rows_ = max_logit_rows;
+}
+
+void LlamaModel::allocate_buffers(int64_t R, int64_t M, int slots, int max_ctx, DType act) {
+  const ModelConfig& c = config_;
   a_.x = backend_.alloc({R, c.hidden_size}, act);
   a_.xn = backend_.alloc({R, c.hidden_size}, act);
   a_.q = backend_.alloc({R, c.q_dim()}, act);
@@ -97,8 +126,6 @@ void LlamaModel::allocate(int max_rows, int max_logit_rows, int slots, int max_c
   a_.last = backend_.alloc({M, c.hidden_size}, act);
   a_.logits = backend_.alloc({M, c.vocab_size}, DType::F32);
   backend_.alloc_kv_cache({c.num_hidden_layers, slots, c.num_key_value_heads, max_ctx, c.head_dim});
-  max_rows_ = max_rows;
-  max_logit_rows_ = max_logit_rows;
 }
 
 void LlamaModel::forward(const StepBatch& step) {

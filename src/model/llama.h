@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/backend.h"
+#include "model/memory_plan.h"
 #include "sspan/checkpoint.h"
 #include "sspan/config.h"
 
@@ -62,7 +63,8 @@ class LlamaModel {
   Backend& backend() { return backend_; }
 
   // Allocate activations for steps of up to max_rows rows and max_logit_rows logit rows,
-  // and the KV cache for `slots` sequences of max_ctx positions.
+  // and the KV cache for `slots` sequences of max_ctx positions. plan_memory gives the
+  // bytes beforehand; running out of memory here is an error listing them.
   void allocate(int max_rows, int max_logit_rows, int slots, int max_ctx);
   int max_rows() const { return max_rows_; }
   int max_logit_rows() const { return max_logit_rows_; }
@@ -83,6 +85,7 @@ class LlamaModel {
 
  private:
   void forward_body(int n, int m);
+  void allocate_buffers(int64_t rows, int64_t logit_rows, int slots, int max_ctx, DType act);
 
   ModelConfig config_;
   Backend& backend_;

@@ -56,9 +56,14 @@ Engine::Impl::Impl(const EngineOptions& o, ModelFiles&& files)
     logger().warn("max context {} exceeds the model's max_position_embeddings {}", max_ctx,
                   config.max_position_embeddings);
   backend = make_backend(o, ckpt);
-  model = std::make_unique<LlamaModel>(config, ckpt, *backend, o.on_load_progress);
   // A step holds the decode rows of every slot or a prompt chunk, whichever is larger.
   const int rows = std::max(o.max_step_rows, o.max_batch);
+  // Every buffer's bytes before any is allocated or a weight is loaded: a config asking
+  // for terabytes is an error naming its keys, not std::bad_alloc.
+  check_memory_plan(plan_memory(config, rows, rows, o.max_batch, max_ctx, backend->act_dtype(), backend->kv_dtype(),
+                                backend->device()),
+                    host_memory_limit(), files.config_file.string());
+  model = std::make_unique<LlamaModel>(config, ckpt, *backend, o.on_load_progress);
   model->allocate(rows, rows, o.max_batch, max_ctx);
   steps = std::make_unique<StepRunner>(*model, tok, config.bos_token_id, o.max_batch, max_ctx, rows);
   load.weight_bytes = model->weight_bytes();

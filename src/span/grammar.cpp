@@ -1,16 +1,16 @@
 // Span grammars: the two built-ins of the paper and user grammars read from JSON
 // (format: docs/grammars.md).
-#include <fstream>
-#include <nlohmann/json.hpp>
-#include <sstream>
-
 #include "common/check.h"
+#include "io/json_strict.h"
+#include "io/untrusted_files.h"
 #include "sspan/span.h"
 
 namespace sspan {
 namespace {
 
 using nlohmann::json;
+
+constexpr size_t kMaxGrammarBytes = 1 << 20;  // a grammar is a few hundred bytes
 
 const char* place_name(SpanGrammar::AnchorPlace p) {
   return p == SpanGrammar::AnchorPlace::LineEnd ? "line_end" : "line_start";
@@ -87,12 +87,7 @@ SpanGrammar SpanGrammar::builtin(std::string_view name) {
 }
 
 SpanGrammar SpanGrammar::from_json(std::string_view json_text, std::string_view source) {
-  json doc;
-  try {
-    doc = json::parse(json_text);
-  } catch (const json::parse_error& e) {
-    SSPAN_FAIL("span grammar {}: invalid JSON: {}", source, e.what());
-  }
+  const json doc = io::parse_json_strict(json_text, fmt::format("span grammar {}", source));
   SSPAN_CHECK(doc.is_object(), "span grammar {}: the top level must be an object", source);
   for (const auto& [k, v] : doc.items())
     SSPAN_CHECK(k == "name" || k == "anchor" || k == "reference_list" ||
@@ -142,11 +137,7 @@ SpanGrammar SpanGrammar::from_json(std::string_view json_text, std::string_view 
 }
 
 SpanGrammar SpanGrammar::from_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  SSPAN_CHECK(in.good(), "span grammar file {} cannot be opened", path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  return from_json(text.str(), path.string());
+  return from_json(io::read_regular_file(path, kMaxGrammarBytes, "span grammar file"), path.string());
 }
 
 std::string SpanGrammar::to_json() const {

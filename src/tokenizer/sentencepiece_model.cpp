@@ -19,10 +19,15 @@ char byte_piece_value(const std::string& piece) {
 
 class SentencePieceModel final : public TokenizerModel {
  public:
-  explicit SentencePieceModel(const std::string& path) {
+  SentencePieceModel(std::string_view model_proto, const std::string& path) {
     source = path;
     kind = "SentencePiece";
-    const auto status = sp_.Load(path);
+    sentencepiece::util::Status status;
+    try {
+      status = sp_.LoadFromSerializedProto(model_proto);
+    } catch (const std::exception& e) {  // its trie builder throws for pieces it cannot index
+      SSPAN_FAIL("tokenizer model {} could not be loaded: {}", path, e.what());
+    }
     SSPAN_CHECK(status.ok(), "tokenizer model {} could not be loaded: {}", path, status.ToString());
     SSPAN_CHECK(sp_.GetPieceSize() > 0, "tokenizer model {} has no pieces", path);
     vocab_size = sp_.GetPieceSize();
@@ -97,8 +102,8 @@ class SentencePieceModel final : public TokenizerModel {
 
 }  // namespace
 
-std::unique_ptr<TokenizerModel> load_sentencepiece(const std::string& path) {
-  return std::make_unique<SentencePieceModel>(path);
+std::unique_ptr<TokenizerModel> load_sentencepiece(std::string_view model_proto, const std::string& source) {
+  return std::make_unique<SentencePieceModel>(model_proto, source);
 }
 
 }  // namespace sspan

@@ -8,6 +8,7 @@
 
 #include "common/check.h"
 #include "io/gguf.h"
+#include "io/untrusted_files.h"
 #include "tokenizer/bpe_model.h"
 
 namespace sspan {
@@ -22,20 +23,6 @@ constexpr size_t kMaxTokenizerBytes = size_t(256) << 20;  // the largest tokeniz
 constexpr const char* kSupportedKinds =
     "a SentencePiece tokenizer.model, a Hugging Face tokenizer.json, LLaMA 3's tiktoken tokenizer.model or a GGUF "
     "model file";
-
-std::string read_file(const fs::path& path, size_t max_bytes) {
-  std::error_code ec;
-  SSPAN_CHECK(fs::is_regular_file(path, ec), "tokenizer {} does not exist or is not a file", path.string());
-  const auto size = fs::file_size(path, ec);
-  SSPAN_CHECK(!ec && size <= max_bytes, "tokenizer {}: {} bytes is more than the {} a tokenizer may have",
-              path.string(), size, max_bytes);
-  std::ifstream in(path, std::ios::binary);
-  SSPAN_CHECK(in, "tokenizer {}: cannot open", path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  SSPAN_CHECK(!in.bad(), "tokenizer {}: read error", path.string());
-  return ss.str();
-}
 
 bool looks_like_json(std::string_view text) {
   const size_t i = text.find_first_not_of(" \t\r\n");
@@ -74,17 +61,18 @@ Tokenizer Tokenizer::load(const fs::path& file) {
     in.read(head, sizeof head);
   }
   if (looks_like_gguf(std::as_bytes(std::span(head)))) return Tokenizer(build_bpe(read_gguf_vocab(*GgufFile::open(file))));
-  const std::string text = read_file(file, kMaxTokenizerBytes);
+  const std::string text = io::read_regular_file(file, kMaxTokenizerBytes, "tokenizer");
   if (looks_like_json(text)) {
     const fs::path config = file.parent_path() / "tokenizer_config.json";
-    const std::string config_text = fs::is_regular_file(config, ec) ? read_file(config, size_t(16) << 20) : "";
+    const std::string config_text =
+        fs::is_regular_file(config, ec) ? io::read_regular_file(config, size_t(16) << 20, "tokenizer config") : "";
     return Tokenizer(build_bpe(read_tokenizer_json(text, path, config_text)));
   }
   if (looks_like_tiktoken(text)) return Tokenizer(build_bpe(read_tiktoken(text, path)));
   SSPAN_CHECK(looks_like_sentencepiece(text), "tokenizer {} is not a tokenizer file this engine reads; supported: {}",
               path, kSupportedKinds);
   try {
-    return Tokenizer(load_sentencepiece(path));
+    return Tokenizer(load_sentencepiece(text, path));
   } catch (const Error& e) {
     SSPAN_FAIL("{} (supported tokenizers: {})", e.what(), kSupportedKinds);
   }
@@ -93,7 +81,10 @@ Tokenizer Tokenizer::load(const fs::path& file) {
 Tokenizer Tokenizer::for_model_dir(const fs::path& dir) {
   std::error_code ec;
   for (const char* name : {"tokenizer.model", "tokenizer.json"})
-    if (fs::exists(dir / name, ec)) return load(dir / name);
+    if (fs::exists(dir / name, ec)) {
+      io::check_inside_model_dir(dir, dir / name);  // the link rule of every file of a model directory
+      return load(dir / name);
+    }
   SSPAN_FAIL("{}: no tokenizer.model or tokenizer.json (give one with --tokenizer)", dir.string());
 }
 

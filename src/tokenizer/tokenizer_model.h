@@ -31,6 +31,8 @@ class TokenizerModel {
   std::string source;   // the file, for messages
 };
 
-std::unique_ptr<TokenizerModel> load_sentencepiece(const std::string& path);
+// A serialized SentencePiece ModelProto (a tokenizer.model's bytes); `source` names it in
+// errors.
+std::unique_ptr<TokenizerModel> load_sentencepiece(std::string_view model_proto, const std::string& source);
 
 }  // namespace sspan

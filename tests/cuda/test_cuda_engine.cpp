@@ -15,7 +15,7 @@
 #include "cuda/row_routes.h"
 #include "cuda_test_util.h"
 #include "model/llama.h"
-#include "sspan/checkpoint_writer.h"
+#include "checkpoint_writer/checkpoint_writer.h"
 #include "sspan/engine.h"
 #include "support/test_paths.h"
 

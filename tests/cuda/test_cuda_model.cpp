@@ -13,7 +13,7 @@
 #include "cuda_test_util.h"
 #include "model/llama.h"
 #include "span_fixture.h"
-#include "support/checkpoint_writer.h"
+#include "checkpoint_writer/checkpoint_writer.h"
 #include "support/test_paths.h"
 
 namespace sspan::test {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the built project into a temporary prefix, then configure, build and run a host
-# application against it with find_package(sspan).
+# application against it with find_package(sspan), on a checkpoint written by the installed
+# sspan-random-model.
 # usage: run.sh CMAKE BUILD_DIR SOURCE_DIR
 set -euo pipefail
 cmake_bin=$1 build=$2 src=$3
@@ -19,4 +20,6 @@ fi
 "$cmake_bin" -S "$src/tests/install/host_app" -B "$work/app" -DCMAKE_PREFIX_PATH="$work/prefix" \
   -DCMAKE_BUILD_TYPE=Release "${no_cuda[@]}" >/dev/null
 "$cmake_bin" --build "$work/app" >/dev/null
+"$work/prefix/bin/sspan-random-model" -o "$work/model" --hidden 64 --heads 4 --kv-heads 4 --layers 2 \
+  --intermediate 160 --tokenizer "$src/models/arith-tiny/tokenizer.model" >/dev/null
 "$work/app/host_app" "$work/model"

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "raw_safetensors.h"
-#include "support/checkpoint_writer.h"
+#include "checkpoint_writer/checkpoint_writer.h"
 #include "support/test_paths.h"
 
 namespace sspan::test {

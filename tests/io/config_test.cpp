@@ -7,7 +7,7 @@
 
 #include "raw_safetensors.h"
 #include "sspan/config.h"
-#include "support/checkpoint_writer.h"
+#include "checkpoint_writer/checkpoint_writer.h"
 #include "support/test_paths.h"
 
 namespace sspan::test {

@@ -14,7 +14,7 @@
 #include "io/dequantize.h"
 #include "io/gguf.h"
 #include "model/llama.h"
-#include "sspan/checkpoint_writer.h"
+#include "checkpoint_writer/checkpoint_writer.h"
 #include "sspan/error.h"
 #include "sspan/tokenizer.h"
 #include "support/gguf_builder.h"

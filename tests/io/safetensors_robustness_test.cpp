@@ -6,7 +6,7 @@
 #include <random>
 
 #include "raw_safetensors.h"
-#include "support/checkpoint_writer.h"
+#include "checkpoint_writer/checkpoint_writer.h"
 #include "support/test_paths.h"
 
 namespace sspan::test {

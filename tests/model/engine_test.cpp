@@ -10,7 +10,7 @@
 
 #include "model/llama.h"
 #include "runtime/sampler.h"
-#include "sspan/checkpoint_writer.h"
+#include "checkpoint_writer/checkpoint_writer.h"
 #include "sspan/engine.h"
 #include "sspan/error.h"
 #include "support/reference_llama.h"

@@ -4,7 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "sspan/checkpoint_writer.h"
+#include "checkpoint_writer/checkpoint_writer.h"
 #include "sspan/engine.h"
 #include "sspan/error.h"
 #include "support/test_paths.h"

@@ -11,13 +11,11 @@
 #include "model/llama.h"
 #include "sspan/error.h"
 #include "runtime/sampler.h"
-#include "support/checkpoint_writer.h"
+#include "checkpoint_writer/checkpoint_writer.h"
 #include "support/test_paths.h"
 
 namespace sspan {
 namespace {
-
-using test::TinyLlamaSpec;
 
 struct Loaded {
   ModelConfig config;
@@ -81,7 +79,7 @@ class PrefillVsDecode : public ::testing::TestWithParam<int> {};  // param: kv h
 TEST_P(PrefillVsDecode, StepByStepLogitsEqualOnePrefill) {
   TinyLlamaSpec spec;
   spec.num_kv_heads = GetParam();
-  auto dir = test::write_tiny_llama(test::scratch_dir("ckpt"), spec);
+  auto dir = write_tiny_llama(test::scratch_dir("ckpt"), spec);
   Loaded l = load(dir);
   const auto ids = some_ids(40, spec.vocab_size, 1);
   const auto full = prefill_logits(*l.model, ids);
@@ -97,7 +95,7 @@ INSTANTIATE_TEST_SUITE_P(MhaAndGqa, PrefillVsDecode, ::testing::Values(4, 2, 1))
 TEST(LlamaModel, GqaEqualsMhaWithRepeatedKvHeads) {
   TinyLlamaSpec gqa;
   gqa.num_kv_heads = 2;
-  auto tensors = test::tiny_llama_tensors(gqa);
+  auto tensors = tiny_llama_tensors(gqa);
   // MHA twin: each kv head's rows of k_proj / v_proj repeated for every query head of its group.
   const int D = gqa.hidden_size / gqa.num_heads, group = gqa.num_heads / gqa.num_kv_heads;
   for (auto& t : tensors) {
@@ -112,10 +110,10 @@ TEST(LlamaModel, GqaEqualsMhaWithRepeatedKvHeads) {
   }
   TinyLlamaSpec mha = gqa;
   mha.num_kv_heads = gqa.num_heads;
-  auto dir_gqa = test::write_tiny_llama(test::scratch_dir("gqa"), gqa);
+  auto dir_gqa = write_tiny_llama(test::scratch_dir("gqa"), gqa);
   auto dir_mha = test::scratch_dir("mha");
-  test::write_safetensors(dir_mha / "model.safetensors", tensors);
-  std::ofstream(dir_mha / "config.json") << test::tiny_llama_config_json(mha);
+  write_safetensors(dir_mha / "model.safetensors", tensors);
+  std::ofstream(dir_mha / "config.json") << tiny_llama_config_json(mha);
 
   Loaded a = load(dir_gqa), b = load(dir_mha);
   const auto ids = some_ids(30, gqa.vocab_size, 2);
@@ -151,7 +149,7 @@ std::vector<std::vector<int32_t>> greedy_batch(LlamaModel& m, const std::vector<
 TEST(LlamaModel, BatchOfPromptsGivesTheTokensOfSingleRuns) {
   TinyLlamaSpec spec;
   spec.num_kv_heads = 2;
-  auto dir = test::write_tiny_llama(test::scratch_dir("ckpt"), spec);
+  auto dir = write_tiny_llama(test::scratch_dir("ckpt"), spec);
   Loaded l = load(dir);
   std::vector<std::vector<int32_t>> prompts = {some_ids(5, 96, 3), some_ids(17, 96, 4), some_ids(9, 96, 5)};
   const auto together = greedy_batch(*l.model, prompts, 20);
@@ -174,10 +172,10 @@ TEST_P(CheckpointLayouts, LoadAndMatchTheFp32Model) {
   TinyLlamaSpec spec;
   spec.tie_word_embeddings = c.tied;
   spec.num_kv_heads = 2;
-  auto ref_dir = test::write_tiny_llama(test::scratch_dir("f32"), spec);
+  auto ref_dir = write_tiny_llama(test::scratch_dir("f32"), spec);
   spec.dtype = c.dtype;
   spec.shards = c.shards;
-  auto dir = test::write_tiny_llama(test::scratch_dir("case"), spec);
+  auto dir = write_tiny_llama(test::scratch_dir("case"), spec);
   Loaded ref = load(ref_dir), l = load(dir);
   const auto ids = some_ids(12, spec.vocab_size, 6);
   const auto a = prefill_logits(*l.model, ids), b = prefill_logits(*ref.model, ids);
@@ -193,15 +191,15 @@ INSTANTIATE_TEST_SUITE_P(All, CheckpointLayouts,
 
 TEST(LlamaModel, WrongShapeNamesTheTensor) {
   TinyLlamaSpec spec;
-  auto tensors = test::tiny_llama_tensors(spec);
+  auto tensors = tiny_llama_tensors(spec);
   for (auto& t : tensors)
     if (t.name == "model.layers.1.mlp.up_proj.weight") {
       t.shape = {spec.intermediate_size - 1, spec.hidden_size};
       t.values.resize(size_t(t.shape[0] * t.shape[1]));
     }
   auto dir = test::scratch_dir("bad");
-  test::write_safetensors(dir / "model.safetensors", tensors);
-  std::ofstream(dir / "config.json") << test::tiny_llama_config_json(spec);
+  write_safetensors(dir / "model.safetensors", tensors);
+  std::ofstream(dir / "config.json") << tiny_llama_config_json(spec);
   try {
     load(dir);
     FAIL() << "expected an error";
@@ -214,15 +212,15 @@ TEST(LlamaModel, WrongShapeNamesTheTensor) {
 TEST(LlamaModel, UntiedCheckpointWithoutLmHeadIsRefused) {
   TinyLlamaSpec spec;
   spec.tie_word_embeddings = true;  // writes no lm_head ...
-  auto dir = test::write_tiny_llama(test::scratch_dir("nohead"), spec);
+  auto dir = write_tiny_llama(test::scratch_dir("nohead"), spec);
   spec.tie_word_embeddings = false;  // ... but the config says untied
-  std::ofstream(dir / "config.json") << test::tiny_llama_config_json(spec);
+  std::ofstream(dir / "config.json") << tiny_llama_config_json(spec);
   EXPECT_THROW(load(dir), Error);
 }
 
 TEST(LlamaModel, TokenOutsideVocabularyIsAnError) {
   TinyLlamaSpec spec;
-  Loaded l = load(test::write_tiny_llama(test::scratch_dir("ckpt"), spec));
+  Loaded l = load(write_tiny_llama(test::scratch_dir("ckpt"), spec));
   EXPECT_THROW(step_logits(*l.model, spec.vocab_size, 0), Error);
   EXPECT_THROW(step_logits(*l.model, 5, 128), Error);  // position past the context
 }

@@ -11,7 +11,7 @@
 #include <set>
 #include <sstream>
 
-#include "sspan/checkpoint_writer.h"
+#include "checkpoint_writer/checkpoint_writer.h"
 #include "support/test_paths.h"
 
 namespace sspan {

@@ -28,12 +28,13 @@ constexpr const char* kLlama2Template =
     "message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + ' ' "
     "+ eos_token }}{% endif %}{% endfor %}";
 
-// A copy of arith-tiny's files (links) with a tokenizer_config.json that has `chat_template`.
+// A copy of arith-tiny's files with a tokenizer_config.json that has `chat_template`.
+// Copies, not links: a model directory's links must stay inside it (docs/model-loading.md).
 std::filesystem::path model_with_template(const std::string& tag, const std::string& chat_template) {
   const auto src = test::source_dir() / "models" / "arith-tiny";
   const auto dir = test::scratch_dir(tag);
   for (const char* f : {"config.json", "model.safetensors", "tokenizer.model"})
-    std::filesystem::create_symlink(src / f, dir / f);
+    std::filesystem::copy_file(src / f, dir / f);
   if (!chat_template.empty()) std::ofstream(dir / "tokenizer_config.json") << json{{"chat_template", chat_template}}.dump();
   return dir;
 }
@@ -232,6 +233,12 @@ TEST_F(Server, BadRequestsAre4xxWithAnOpenAIErrorObject) {
     }
   };
   expect_error("{\"prompt\": \"1 + 1\", ", 400, "not valid JSON", nullptr);
+  // Strict JSON: nesting deeper than 64 (deep enough would overflow a recursive printer's
+  // stack), duplicate keys, invalid UTF-8.
+  expect_error("{\"prompt\": " + std::string(1000, '[') + std::string(1000, ']') + "}", 400,
+               "nested deeper than 64 levels", nullptr);
+  expect_error(R"({"prompt": "1", "prompt": "2"})", 400, "duplicate key", nullptr);
+  expect_error("{\"prompt\": \"\xff\"}", 400, "UTF-8", nullptr);
   expect_error(R"({"prompt": "1", "max_tokens": 0})", 400, "at least 1", "max_tokens");
   expect_error(R"({"prompt": "1", "max_tokens": -5})", 400, "at least 1", "max_tokens");
   expect_error(R"({"prompt": "1", "temperature": "hot"})", 400, "must be a number", "temperature");

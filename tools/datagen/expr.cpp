@@ -1,7 +1,9 @@
 #include "expr.h"
 
+#include <algorithm>
 #include <cctype>
 #include <string>
+#include <vector>
 
 #include "common/check.h"
 
@@ -38,10 +40,15 @@ class Parser {
 
   Expr parse() {
     SSPAN_CHECK(!text_.empty(), "arith expression is empty");
+    SSPAN_CHECK(text_.size() <= kMaxExprChars, "arith expression is {} characters long, more than the limit of {}",
+                text_.size(), kMaxExprChars);
     parse_sum();
     skip_spaces();
     SSPAN_CHECK(pos_ == text_.size(), "arith expression '{}': unexpected '{}' at column {}",
                 text_, text_[pos_], pos_ + 1);
+    const int depth = expr_depth(expr_);
+    SSPAN_CHECK(depth <= kMaxExprDepth, "arith expression: operations nest {} deep, more than the limit of {}", depth,
+                kMaxExprDepth);
     return std::move(expr_);
   }
 
@@ -65,10 +72,14 @@ class Parser {
   int parse_atom() {
     const char c = peek();
     if (c == '(') {
+      // Each open parenthesis is one level of recursion here: bound it.
+      SSPAN_CHECK(++open_parens_ <= kMaxExprDepth,
+                  "arith expression: parentheses nest more than {} deep at column {}", kMaxExprDepth, pos_ + 1);
       ++pos_;
       const int inner = parse_sum();
       SSPAN_CHECK(peek() == ')', "arith expression '{}': missing ')' at column {}", text_, pos_ + 1);
       ++pos_;
+      --open_parens_;
       return inner;
     }
     bool negative = false;
@@ -105,29 +116,9 @@ class Parser {
 
   std::string_view text_;
   size_t pos_ = 0;
+  int open_parens_ = 0;
   Expr expr_;
 };
-
-void print_node(const Expr& e, int i, bool top, std::string& out) {
-  const ExprNode& n = e.nodes[i];
-  if (n.op == 0) {
-    out += std::to_string(n.value);
-    return;
-  }
-  if (!top) out += '(';
-  print_node(e, n.lhs, false, out);
-  out += ' ';
-  out += n.op;
-  out += ' ';
-  print_node(e, n.rhs, false, out);
-  if (!top) out += ')';
-}
-
-int depth_of(const Expr& e, int i) {
-  const ExprNode& n = e.nodes[i];
-  if (n.op == 0) return 0;
-  return 1 + std::max(depth_of(e, n.lhs), depth_of(e, n.rhs));
-}
 
 int digits_of(int64_t v) {
   int d = 1;
@@ -139,13 +130,46 @@ int digits_of(int64_t v) {
 
 Expr parse_expr(std::string_view text) { return Parser(text).parse(); }
 
+// Written with an explicit stack, not recursion: generated trees may be deep.
 std::string print_expr(const Expr& e) {
+  struct Task {
+    int node;   // >= 0: print this node; -1: append `text`
+    bool top;   // the root is printed without parentheses
+    char text;
+  };
   std::string out;
-  print_node(e, e.root(), true, out);
+  std::vector<Task> todo{{e.root(), true, 0}};
+  while (!todo.empty()) {
+    const Task t = todo.back();
+    todo.pop_back();
+    if (t.node < 0) {
+      out += t.text;
+      continue;
+    }
+    const ExprNode& n = e.nodes[size_t(t.node)];
+    if (n.op == 0) {
+      out += std::to_string(n.value);
+      continue;
+    }
+    // The stack pops last-pushed first: push ")" rhs " op " lhs "(" to print them reversed.
+    if (!t.top) todo.push_back({-1, false, ')'});
+    todo.push_back({n.rhs, false, 0});
+    for (char c : {' ', n.op, ' '}) todo.push_back({-1, false, c});
+    todo.push_back({n.lhs, false, 0});
+    if (!t.top) todo.push_back({-1, false, '('});
+  }
   return out;
 }
 
-int expr_depth(const Expr& e) { return depth_of(e, e.root()); }
+// Operands come before their operation in the arena, so one forward pass suffices.
+int expr_depth(const Expr& e) {
+  std::vector<int> depth(e.nodes.size(), 0);
+  for (size_t i = 0; i < e.nodes.size(); ++i) {
+    const ExprNode& n = e.nodes[i];
+    if (n.op != 0) depth[i] = 1 + std::max(depth[size_t(n.lhs)], depth[size_t(n.rhs)]);
+  }
+  return e.nodes.empty() ? 0 : depth.back();
+}
 
 int expr_max_digits(const Expr& e) {
   int d = 1;

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "eval/rouge.h"
+#include "io/json_strict.h"
 #include "sspan/engine.h"
 #include "sspan/error.h"
 #include "sspan/log.h"
@@ -56,7 +57,7 @@ std::vector<Record> read_records(const std::string& path, int limit) {
   std::string line;
   for (int n = 1; std::getline(f, line); ++n) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const json j = json::parse(line, nullptr, false);
+    const json j = sspan::io::parse_json_strict(line, fmt::format("{}:{}", path, n));  // bounded nesting
     if (!j.is_object() || !j.contains("prompt") || !j["prompt"].is_string() || !j.contains("completion") ||
         !j["completion"].is_string())
       throw sspan::Error(fmt::format("{}:{}: expected an object with string 'prompt' and 'completion'", path, n));

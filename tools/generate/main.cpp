@@ -9,12 +9,12 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <iterator>
 #include <optional>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "generate/batch_file.h"
 #include "generate/trace_writer.h"
+#include "io/json_strict.h"
 #include "sspan/engine.h"
 #include "sspan/error.h"
 #include "sspan/log.h"
@@ -31,32 +31,45 @@ struct Args {
   bool json_out = false, verbose = false, quiet = false;
 };
 
-std::string read_text(const std::string& path, const char* what) {
-  if (path == "-") return {std::istreambuf_iterator<char>(std::cin), {}};
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw sspan::Error(fmt::format("cannot read {} '{}'", what, path));
-  return {std::istreambuf_iterator<char>(f), {}};
+// Standard input and FIFOs are fine (`-f <(cmd)`), but reading stops at a limit far above
+// any context, so `-f /dev/zero` is an error rather than a process that eats all memory.
+constexpr size_t kMaxInputBytes = size_t(256) << 20;
+
+std::string read_stream(std::istream& in, const std::string& path, const char* what) {
+  std::string text;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, size_t(in.gcount()));
+    if (text.size() > kMaxInputBytes)
+      throw sspan::Error(fmt::format("{} '{}' is larger than {} MB", what, path, kMaxInputBytes >> 20));
+  }
+  if (in.bad()) throw sspan::Error(fmt::format("reading {} '{}' failed", what, path));
+  return text;
 }
 
-// PROMPTS.jsonl: one prompt per line, as {"prompt": "..."} or a JSON string.
-std::vector<std::string> read_batch(const std::string& path) {
-  std::istringstream in(read_text(path, "batch file"));
-  std::vector<std::string> prompts;
-  std::string line;
-  for (int n = 1; std::getline(in, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_string()) {
-      prompts.push_back(j.get<std::string>());
-    } else if (j.is_object() && j.contains("prompt") && j["prompt"].is_string()) {
-      prompts.push_back(j["prompt"].get<std::string>());
-    } else {
-      throw sspan::Error(fmt::format("{}:{}: expected {{\"prompt\": \"...\"}} or a JSON string", path, n));
-    }
-  }
-  if (prompts.empty()) throw sspan::Error(fmt::format("batch file '{}' holds no prompts", path));
-  return prompts;
+std::string read_text(const std::string& path, const char* what) {
+  if (path == "-") return read_stream(std::cin, path, what);
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw sspan::Error(fmt::format("cannot read {} '{}'", what, path));
+  return read_stream(f, path, what);
 }
+
+// Prompts and completions are UTF-8 text: refuse other bytes before any work is done,
+// naming the file and the offset, rather than tokenize bytes the model never saw as text.
+std::string checked_utf8(std::string text, const char* what, const std::string& path) {
+  const size_t bad = sspan::io::find_invalid_utf8(text);
+  if (bad != std::string::npos)
+    throw sspan::Error(fmt::format("{} '{}' is not valid UTF-8 (byte {})", what, path, bad));
+  return text;
+}
+
+std::string read_utf8_text(const std::string& path, const char* what) {
+  return checked_utf8(read_text(path, what), what, path);
+}
+
+// One JSON document per line. Invalid UTF-8 (a tokenizer piece that is not text) becomes
+// U+FFFD instead of an exception after all the work is done.
+std::string json_line(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"; }
 
 json span_json(const sspan::SpanStats& s) {
   return {{"mean_sparsity", s.mean_sparsity},
@@ -73,7 +86,7 @@ void print_load_progress(size_t done, size_t total) {
 }
 
 int run_score(sspan::Engine& engine, const Args& a, const std::string& prompt) {
-  const std::string completion = read_text(a.score_file, "completion file");
+  const std::string completion = read_utf8_text(a.score_file, "completion file");
   sspan::tools::TraceWriter trace(a.trace_file, 1);
   sspan::GenerateCallbacks cb;
   if (trace.enabled()) cb.on_trace = [&](const sspan::TraceRecord& r) { trace.write(r); };
@@ -87,7 +100,7 @@ int run_score(sspan::Engine& engine, const Args& a, const std::string& prompt) {
                 {"nll", s.nll},           {"perplexity", s.perplexity},
                 {"span_policy", a.gen.span.policy}, {"span", span_json(s.span)},
                 {"seconds", s.seconds}};
-    std::cout << out.dump() << "\n";
+    std::cout << json_line(out);
   } else {
     for (const auto& t : s.tokens) std::cout << fmt::format("{:>8} {:<16} {:>10.4f}\n", t.id, t.piece, t.logprob);
     std::cout << fmt::format("tokens {}  nll {:.4f}  perplexity {:.4f}\n", s.tokens.size(), s.nll, s.perplexity);
@@ -144,7 +157,7 @@ int run_generate(sspan::Engine& engine, const Args& a, const std::vector<std::st
                     {"prompt_tokens_per_s",
                      r.stats.prefill_seconds > 0 ? double(r.prompt_ids.size()) / r.stats.prefill_seconds : 0},
                     {"decode_tokens_per_s", r.stats.decode_tokens_per_s()}}}};
-      std::cout << out.dump() << "\n";
+      std::cout << json_line(out);
     } else if (!stream) {
       std::cout << "=== request " << i << " (" << sspan::stop_reason_name(r.stop) << ")\n" << r.prompt << r.text << "\n";
     }
@@ -222,9 +235,10 @@ int main(int argc, char** argv) {
     if (!prompt_text && a.prompt_file.empty() && a.batch_file.empty())
       throw sspan::Error("give a prompt with -p TEXT or -f FILE (or -f - for standard input), or prompts with --batch FILE");
     if (!a.score_file.empty() && !a.batch_file.empty()) throw sspan::Error("--score takes one prompt (-f), not --batch");
-    std::vector<std::string> prompts = prompt_text            ? std::vector<std::string>{*prompt_text}
-                                       : a.batch_file.empty() ? std::vector<std::string>{read_text(a.prompt_file, "prompt file")}
-                                                              : read_batch(a.batch_file);
+    std::vector<std::string> prompts =
+        prompt_text            ? std::vector<std::string>{checked_utf8(*prompt_text, "prompt", "-p")}
+        : a.batch_file.empty() ? std::vector<std::string>{read_utf8_text(a.prompt_file, "prompt file")}
+                               : sspan::tools::parse_batch_jsonl(read_text(a.batch_file, "batch file"), a.batch_file);
 
     sspan::EngineOptions eo;
     eo.model_dir = a.model_dir;

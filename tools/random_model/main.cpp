@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <cmath>
 
-#include "sspan/checkpoint_writer.h"
+#include "checkpoint_writer/checkpoint_writer.h"
 #include "sspan/config.h"
 #include "sspan/error.h"
 #include "sspan/tokenizer.h"

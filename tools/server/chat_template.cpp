@@ -2,9 +2,10 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "io/json_strict.h"
+#include "io/untrusted_files.h"
 #include "sspan/error.h"
 
 namespace sspan::server {
@@ -54,12 +55,18 @@ std::optional<ChatTemplate> ChatTemplate::from_string(const std::string& jinja, 
 
 std::optional<ChatTemplate> ChatTemplate::load(const std::filesystem::path& model_dir, std::string* why_not) {
   const auto path = model_dir / "tokenizer_config.json";
-  std::ifstream f(path);
-  if (!f) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
     *why_not = "the model has no tokenizer_config.json, so it has no chat template";
     return std::nullopt;
   }
-  const auto cfg = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json cfg;
+  try {  // a file of the model directory: a bounded regular file of strict JSON
+    cfg = io::parse_json_strict(io::read_regular_file(path, size_t(16) << 20, "tokenizer config"), path.string());
+  } catch (const Error& e) {
+    *why_not = e.what();
+    return std::nullopt;
+  }
   if (!cfg.is_object()) {
     *why_not = fmt::format("{} is not a JSON object", path.string());
     return std::nullopt;
@@ -68,7 +75,7 @@ std::optional<ChatTemplate> ChatTemplate::load(const std::filesystem::path& mode
     *why_not = "the model's tokenizer_config.json has no chat_template";
     return std::nullopt;
   }
-  const bool add_bos = cfg.value("add_bos_token", true);
+  const bool add_bos = !cfg.contains("add_bos_token") || !cfg["add_bos_token"].is_boolean() || cfg["add_bos_token"].get<bool>();
   auto t = from_string(cfg["chat_template"].get<std::string>(), add_bos, added_token_id(cfg, "<|im_start|>"),
                        added_token_id(cfg, "<|im_end|>"));
   if (!t) *why_not = "the model's chat template is neither the LLaMA-2 nor the ChatML form, the two this server renders";

@@ -11,6 +11,7 @@
 
 #include "server/chat_template.h"
 #include "server/metrics.h"
+#include "io/json_strict.h"
 #include "server/openai_api.h"
 #include "sspan/error.h"
 
@@ -20,6 +21,16 @@ namespace {
 using nlohmann::json;
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// A request body is untrusted JSON: strict (bounded nesting, no duplicate keys, valid
+// UTF-8), or a 400 saying what is wrong.
+json parse_body(const std::string& body) {
+  try {
+    return io::parse_json_strict(body, "request");
+  } catch (const Error& e) {
+    throw ApiError(400, fmt::format("the request body is not valid JSON ({})", e.what()));
+  }
+}
 
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -120,8 +131,7 @@ struct HttpServer::Impl {
 
 void HttpServer::Impl::completions(const httplib::Request& req, httplib::Response& res, bool is_chat) {
   try {
-    const json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-    if (body.is_discarded()) throw ApiError(400, "the request body is not valid JSON");
+    const json body = parse_body(req.body);
     const Tokenizer& tok = engine.tokenizer();
     ParsedRequest p = is_chat ? parse_chat(body, defaults, chat ? &*chat : nullptr, chat_why_not, tok,
                                            engine.config().bos_token_id, tok.eos_id())
