@@ -250,6 +250,13 @@ TEST_F(Cli, SpanTraceDashIsStandardOutput) {
   EXPECT_EQ(rows[0]["pos"], 0);
   EXPECT_TRUE(rows.back()["summary"]);
   EXPECT_FALSE(std::filesystem::exists("-"));
+  // Scoring too: the trace alone on stdout.
+  const auto comp = model_ / "completion.txt";
+  std::ofstream(comp) << "[-1] 42 * 56=2352 [1]\n";
+  const CliRun score = run_cli(base() + "-f " + prompt_.string() + " --score " + comp.string() + " --span-trace -");
+  ASSERT_EQ(score.code, 0) << score.err;
+  std::istringstream score_lines(score.out);
+  for (std::string line; std::getline(score_lines, line);) EXPECT_NO_THROW((void)nlohmann::json::parse(line)) << line;
   const CliRun with_json = run_cli(base() + "-p x --span-trace - --json");
   EXPECT_EQ(with_json.code, 1);
   EXPECT_THAT(with_json.err, HasSubstr("standard output"));

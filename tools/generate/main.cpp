@@ -154,7 +154,7 @@ int run_score(sspan::Engine& engine, const Args& a, const std::string& prompt) {
                 {"span_policy", a.gen.span.policy}, {"span", span_json(s.span)},
                 {"seconds", s.seconds}};
     std::cout << json_line(out);
-  } else {
+  } else if (a.trace_file != "-") {  // else stdout carries the trace
     for (const auto& t : s.tokens) std::cout << fmt::format("{:>8} {:<16} {:>10.4f}\n", t.id, t.piece, t.logprob);
     std::cout << fmt::format("tokens {}  nll {:.4f}  perplexity {:.4f}\n", s.tokens.size(), s.nll, s.perplexity);
   }
