@@ -107,9 +107,9 @@ table_step kernel 200 kernel_bench.md "$bin/sspan-bench" kernel --format md --it
   --clusters 16,32,64,256
 
 decode_bench() {
-  "$bin/sspan-random-model" -o /tmp/sspan-100m --preset 100m >/dev/null &&
+  "$bin/sspan-random-model" -o /tmp/sspan-100m --preset 100m --no-tokenizer >/dev/null &&
     "$bin/sspan-bench" decode -m /tmp/sspan-100m --device cuda --batch 1,8,64 &&
-    "$bin/sspan-random-model" -o /tmp/sspan-15m --preset 15m >/dev/null &&
+    "$bin/sspan-random-model" -o /tmp/sspan-15m --preset 15m --no-tokenizer >/dev/null &&
     "$bin/sspan-bench" decode -m /tmp/sspan-15m --device cuda --batch 1,8
 }
 export -f decode_bench

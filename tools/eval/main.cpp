@@ -227,8 +227,14 @@ int run(const Args& a) {
                    members.size(), wall);
     }
   }
-  std::cout << fmt::format("model {} | test set {} ({} records) | batch {} | {}\n\n", a.model_dir, a.data,
-                           records.size(), a.batch, engine.load_stats().backend);
+  // md is a report for people: the run's description heads it. json and csv are
+  // documents for programs: stdout holds the document alone, the description goes to stderr.
+  const std::string about = fmt::format("model {} | test set {} ({} records) | batch {} | {}", a.model_dir, a.data,
+                                        records.size(), a.batch, engine.load_stats().backend);
+  if (a.format == "md")
+    std::cout << about << "\n\n";
+  else
+    std::fprintf(stderr, "%s\n", about.c_str());
   print_table(a, table);
   return 0;
 }

@@ -3,13 +3,20 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <sched.h>
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
+#include <random>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "generate/batch_file.h"
@@ -18,6 +25,7 @@
 #include "sspan/engine.h"
 #include "sspan/error.h"
 #include "sspan/log.h"
+#include "sspan/scheduler.h"
 
 namespace {
 
@@ -27,9 +35,54 @@ struct Args {
   std::string model_dir, prompt_file, batch_file, score_file, trace_file, tokenizer;
   std::string device = "cpu", dtype = "float16", kv_dtype = "auto";
   sspan::GenerateOptions gen;
-  int max_context = 0, threads = 0;
-  bool json_out = false, verbose = false, quiet = false;
+  int max_context = 0, threads = 0, gpu_layers = -1;
+  int64_t seed = -1;
+  bool json_out = false, verbose = false, quiet = false, ignore_eos = false;
 };
+
+// A range check whose message reads like "-n must be >= 0, got -3".
+CLI::Validator at_least(double min, const std::string& flag) {
+  return CLI::Validator(
+      [min, flag](std::string& value) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(value, v) || v < min) return fmt::format("{} must be >= {}, got {}", flag, min, value);
+        return {};
+      },
+      fmt::format(">= {}", min));
+}
+
+CLI::Validator in_range(double lo, double hi, const std::string& flag) {
+  return CLI::Validator(
+      [lo, hi, flag](std::string& value) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(value, v) || v < lo || v > hi)
+          return fmt::format("{} must be in [{}, {}], got {}", flag, lo, hi, value);
+        return {};
+      },
+      fmt::format("in [{}, {}]", lo, hi));
+}
+
+// The CPUs this process may run on.
+int usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+  return int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+void warn(const Args& a, const std::string& message) {
+  if (!a.quiet) std::fprintf(stderr, "sspan-generate: warning: %s\n", message.c_str());
+}
+
+// llama.cpp's -ngl N (layers offloaded to the GPU). sspan runs every layer on one device:
+// N > 0 is --device cuda, 0 is --device cpu. -ngl is rewritten to --n-gpu-layers before
+// parsing, so that it is not read as -n gl.
+std::vector<std::string> rewrite_llama_cpp_flags(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (auto& s : args)
+    if (s == "-ngl") s = "--n-gpu-layers";
+  return args;
+}
 
 // Standard input and FIFOs are fine (`-f <(cmd)`), but reading stops at a limit far above
 // any context, so `-f /dev/zero` is an error rather than a process that eats all memory.
@@ -101,7 +154,7 @@ int run_score(sspan::Engine& engine, const Args& a, const std::string& prompt) {
                 {"span_policy", a.gen.span.policy}, {"span", span_json(s.span)},
                 {"seconds", s.seconds}};
     std::cout << json_line(out);
-  } else {
+  } else if (a.trace_file != "-") {  // else stdout carries the trace
     for (const auto& t : s.tokens) std::cout << fmt::format("{:>8} {:<16} {:>10.4f}\n", t.id, t.piece, t.logprob);
     std::cout << fmt::format("tokens {}  nll {:.4f}  perplexity {:.4f}\n", s.tokens.size(), s.nll, s.perplexity);
   }
@@ -112,17 +165,69 @@ int run_score(sspan::Engine& engine, const Args& a, const std::string& prompt) {
   return 0;
 }
 
+// Ctrl-C: the first asks the run to stop (the requests end as cancelled, their partial
+// results and the stats are printed, exit 130); the handler is then the default again,
+// so a second Ctrl-C ends the process at once.
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) { g_interrupted.store(true); }
+
+void catch_sigint() {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+}
+
+// "eos" for one request; "eos 3, length 1" for a batch.
+std::string stop_summary(const std::vector<sspan::GenerationResult>& results) {
+  if (results.size() == 1) return std::string(sspan::stop_reason_name(results[0].stop));
+  std::map<std::string, int> counts;
+  for (const auto& r : results) ++counts[std::string(sspan::stop_reason_name(r.stop))];
+  std::string s;
+  for (const auto& [name, n] : counts) s += fmt::format("{}{} {}", s.empty() ? "" : ", ", name, n);
+  return s;
+}
+
 int run_generate(sspan::Engine& engine, const Args& a, const std::vector<std::string>& prompts) {
   sspan::tools::TraceWriter trace(a.trace_file, int(prompts.size()));
-  sspan::GenerateCallbacks cb;
-  const bool stream = !a.json_out && prompts.size() == 1;
-  if (stream) {
-    std::cout << prompts[0] << std::flush;
-    cb.on_text = [](int, std::string_view text) { std::cout << text << std::flush; };
-  }
-  if (trace.enabled()) cb.on_trace = [&](const sspan::TraceRecord& r) { trace.write(r); };
+  // The text streams to stdout unless stdout carries the span trace or the JSON results.
+  const bool stream = !a.json_out && prompts.size() == 1 && a.trace_file != "-";
+  const bool print_text = !a.json_out && a.trace_file != "-";
   const auto t0 = std::chrono::steady_clock::now();
-  const auto results = engine.generate(prompts, a.gen, cb);
+  // Every request is submitted (tokenized and checked against the context) before
+  // anything is printed, so a bad prompt is an error with nothing on stdout.
+  sspan::Scheduler scheduler(engine);
+  std::vector<sspan::RequestHandle> handles;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    sspan::Request r;
+    r.prompt = prompts[i];
+    r.options = a.gen;
+    r.on_token = [stream](const sspan::TokenEvent& e) {
+      if (stream && !e.text.empty()) std::cout << e.text << std::flush;
+      return !g_interrupted.load();
+    };
+    if (trace.enabled())
+      r.on_trace = [&trace, i](const sspan::TraceRecord& t) {
+        sspan::TraceRecord copy = t;
+        copy.request = int(i);
+        trace.write(copy);
+      };
+    handles.push_back(scheduler.submit(std::move(r)));
+  }
+  catch_sigint();
+  if (stream) std::cout << prompts[0] << std::flush;
+  while (scheduler.step())
+    if (g_interrupted.load())  // also stops requests still in their prompt
+      for (const auto& h : handles) h.cancel();
+  scheduler.run_until_idle();
+  const bool interrupted = g_interrupted.load();
+  std::vector<sspan::GenerationResult> results;
+  for (const auto& h : handles) {
+    const sspan::GenerationResult& r = h.wait();
+    if (r.stop == sspan::StopReason::Error) throw sspan::Error(r.error);
+    results.push_back(r);
+  }
   const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::vector<sspan::SpanStats> stats;
   for (const auto& r : results) stats.push_back(r.span);
@@ -147,6 +252,7 @@ int run_generate(sspan::Engine& engine, const Args& a, const std::vector<std::st
                   {"ids", r.ids},
                   {"prompt_ids", r.prompt_ids},
                   {"stop", std::string(sspan::stop_reason_name(r.stop))},
+                  {"seed", a.gen.sampling.seed},
                   {"span_policy", a.gen.span.policy},
                   {"span", span_json(r.span)},
                   {"timings",
@@ -158,7 +264,7 @@ int run_generate(sspan::Engine& engine, const Args& a, const std::vector<std::st
                      r.stats.prefill_seconds > 0 ? double(r.prompt_ids.size()) / r.stats.prefill_seconds : 0},
                     {"decode_tokens_per_s", r.stats.decode_tokens_per_s()}}}};
       std::cout << json_line(out);
-    } else if (!stream) {
+    } else if (print_text && !stream) {
       std::cout << "=== request " << i << " (" << sspan::stop_reason_name(r.stop) << ")\n" << r.prompt << r.text << "\n";
     }
   }
@@ -173,9 +279,12 @@ int run_generate(sspan::Engine& engine, const Args& a, const std::vector<std::st
     for (const auto& r : results) first_token_s = std::min(first_token_s, r.stats.ttft_seconds);
     const double decode_s = std::max(wall_s - first_token_s, 1e-9);
     std::fprintf(stderr,
-                 "load %.2f s | prompt %zu tokens, %.1f tokens/s | decode %zu tokens, %.1f tokens/s | batch %zu | %s\n",
-                 l.seconds, prompt_tokens, prefill_s > 0 ? double(prompt_tokens) / prefill_s : 0.0, gen_tokens,
-                 double(gen_tokens) / decode_s, results.size(), l.backend.c_str());
+                 "%sload %.2f s | prompt %zu tokens, %.1f tokens/s | decode %zu tokens, %.1f tokens/s | stop %s | "
+                 "batch %zu | seed %llu | %s\n",
+                 interrupted ? "interrupted: " : "", l.seconds, prompt_tokens,
+                 prefill_s > 0 ? double(prompt_tokens) / prefill_s : 0.0, gen_tokens, double(gen_tokens) / decode_s,
+                 stop_summary(results).c_str(), results.size(), (unsigned long long)a.gen.sampling.seed,
+                 l.backend.c_str());
     const auto& e = total.events;
     std::fprintf(stderr,
                  "span %s: mean sparsity %.3f | sparse %lld, dense %lld tokens | events: sparse lines %lld, dense "
@@ -184,13 +293,21 @@ int run_generate(sspan::Engine& engine, const Args& a, const std::vector<std::st
                  (long long)total.dense_tokens, (long long)e.sparse_lines, (long long)e.dense_fallbacks,
                  (long long)e.unknown_anchors, (long long)e.malformed_lists, (long long)e.redefined_anchors);
   }
-  return 0;
+  return interrupted ? 130 : 0;  // 128 + SIGINT, as a shell reports a process Ctrl-C ended
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"sspan-generate: generate text with a LLaMA-family model under a self-selected attention span"};
+  app.option_defaults()->always_capture_default();  // --help shows every default
+  app.set_version_flag("--version", fmt::format("sspan-generate {} ({})", SSPAN_VERSION,
+#ifdef SSPAN_WITH_CUDA
+                                                "CPU and CUDA backends"
+#else
+                                                "CPU backend"
+#endif
+                                                ));
   Args a;
   app.add_option("-m,--model", a.model_dir,
                  "Model: a directory (config.json, *.safetensors, tokenizer.model or tokenizer.json), a .gguf file, "
@@ -204,16 +321,31 @@ int main(int argc, char** argv) {
   prompt_opt->excludes(batch_opt);
   text_opt->excludes(prompt_opt)->excludes(batch_opt);
   app.add_option("-n,--n-predict", a.gen.max_new_tokens, "Maximum number of tokens to generate")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--temp", a.gen.sampling.temperature, "Sampling temperature (0 = greedy)")->check(CLI::NonNegativeNumber);
-  app.add_option("--top-k", a.gen.sampling.top_k, "Keep the K most likely tokens (0 = off)")->check(CLI::NonNegativeNumber);
-  app.add_option("--top-p", a.gen.sampling.top_p, "Nucleus sampling threshold (1 = off)")->check(CLI::Range(0.0, 1.0));
-  app.add_option("--seed", a.gen.sampling.seed, "Random seed");
-  app.add_option("--max-context", a.max_context, "Context length of the KV cache (default: model's, at most 4096)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--device", a.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--dtype", a.dtype, "GPU weight/activation type")->check(CLI::IsMember({"float16", "bfloat16"}));
-  app.add_option("-t,--threads", a.threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+      ->check(at_least(0, "-n"));
+  app.add_option("--temp", a.gen.sampling.temperature, "Sampling temperature (0 = greedy)")->check(at_least(0, "--temp"));
+  app.add_option("--top-k", a.gen.sampling.top_k, "Keep the K most likely tokens (0 = off)")->check(at_least(0, "--top-k"));
+  app.add_option("--top-p", a.gen.sampling.top_p, "Nucleus sampling threshold (1 = off)")->check(in_range(0, 1, "--top-p"));
+  app.add_option("--min-p", a.gen.sampling.min_p, "Keep tokens with p >= min_p x the top token's p (0 = off)")
+      ->check(in_range(0, 1, "--min-p"));
+  app.add_option("--repeat-penalty", a.gen.sampling.repeat_penalty,
+                 "llama.cpp's repeat penalty on the last --repeat-last-n tokens (1 = off)")
+      ->check(at_least(0, "--repeat-penalty"));
+  app.add_option("--repeat-last-n", a.gen.sampling.repeat_last_n, "Tokens the repeat penalty looks at (-1 = all)")
+      ->check(at_least(-1, "--repeat-last-n"));
+  app.add_option("-s,--seed", a.seed, "Random seed (-1 = draw one; it is printed in the stats line)")
+      ->check(at_least(-1, "--seed"));
+  app.add_flag("--ignore-eos", a.ignore_eos, "Keep generating past end-of-sequence tokens");
+  app.add_option("-c,--ctx-size,--max-context", a.max_context,
+                 "Context length of the KV cache (0 = the model's, at most 4096)")
+      ->check(at_least(0, "--ctx-size"));
+  auto* device_opt = app.add_option("--device", a.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--n-gpu-layers", a.gpu_layers,
+                 "-ngl N as llama.cpp spells it; sspan runs every layer on one device, so N > 0 means --device "
+                 "cuda and 0 --device cpu (-1: --device decides)")
+      ->check(at_least(0, "-ngl"));
+  auto* dtype_opt =
+      app.add_option("--dtype", a.dtype, "GPU weight/activation type")->check(CLI::IsMember({"float16", "bfloat16"}));
+  auto* threads_opt = app.add_option("-t,--threads", a.threads, "CPU threads (0 = all cores)")->check(at_least(0, "-t"));
   app.add_option("--kv-dtype", a.kv_dtype, "CPU KV cache type (auto: f16 for half-precision checkpoints)")
       ->check(CLI::IsMember({"auto", "f32", "f16", "bf16"}));
   app.add_option("--tokenizer", a.tokenizer,
@@ -222,12 +354,21 @@ int main(int argc, char** argv) {
   app.add_option("--span", a.gen.span.policy, "Span policy: dense, arith, summary or a grammar .json file");
   app.add_option("--span-block", a.gen.span.block_size, "Span encoding block size")
       ->check(CLI::IsMember({16, 32, 64, 128, 256}));
-  app.add_option("--span-trace", a.trace_file, "Write one JSON object per processed position to this JSONL file");
+  app.add_option("--span-trace", a.trace_file,
+                 "Write one JSON object per processed position to this JSONL file ('-': standard output, instead of "
+                 "the text)");
   app.add_option("--score", a.score_file, "Score this completion file after the prompt (teacher forcing)");
   app.add_flag("--json", a.json_out, "One JSON object per request on stdout");
   app.add_flag("-v,--verbose", a.verbose, "Debug logging");
   app.add_flag("-q,--quiet", a.quiet, "Only errors on stderr");
-  CLI11_PARSE(app, argc, argv);
+  const std::vector<std::string> args = rewrite_llama_cpp_flags(argc, argv);
+  std::vector<char*> arg_ptrs;
+  for (const auto& s : args) arg_ptrs.push_back(const_cast<char*>(s.c_str()));
+  try {
+    app.parse(int(arg_ptrs.size()), arg_ptrs.data());
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
 
   sspan::set_log_level(a.quiet ? sspan::LogLevel::Error : a.verbose ? sspan::LogLevel::Debug : sspan::LogLevel::Warn);
 
@@ -235,6 +376,30 @@ int main(int argc, char** argv) {
     if (!prompt_text && a.prompt_file.empty() && a.batch_file.empty())
       throw sspan::Error("give a prompt with -p TEXT or -f FILE (or -f - for standard input), or prompts with --batch FILE");
     if (!a.score_file.empty() && !a.batch_file.empty()) throw sspan::Error("--score takes one prompt (-f), not --batch");
+    if (a.trace_file == "-" && a.json_out)
+      throw sspan::Error("--span-trace - and --json both want standard output: give the trace a file");
+    if (a.trace_file == "-" && !a.batch_file.empty())
+      throw sspan::Error("--span-trace - takes one prompt; with --batch give a file (one per request is written)");
+    if (a.gpu_layers >= 0) {
+      const std::string wanted = a.gpu_layers > 0 ? "cuda" : "cpu";
+      if (device_opt->count() > 0 && a.device != wanted)
+        throw sspan::Error(fmt::format("-ngl {} asks for --device {} but --device {} was given (sspan runs every layer "
+                                       "on one device; use --device)",
+                                       a.gpu_layers, wanted, a.device));
+      a.device = wanted;
+    }
+    if (a.device == "cpu" && dtype_opt->count() > 0)
+      warn(a, "--dtype applies to --device cuda; on the CPU activations are fp32 and weights keep the checkpoint's "
+              "type (--kv-dtype sets the KV cache)");
+    if (threads_opt->count() > 0 && a.threads > usable_cpus())
+      warn(a, fmt::format("-t {} is more threads than the {} CPUs this process may use", a.threads, usable_cpus()));
+    a.gen.stop_at_eos = !a.ignore_eos;
+    if (a.seed < 0) {
+      std::random_device rd;
+      a.gen.sampling.seed = (uint64_t(rd()) << 32 | rd()) >> 1;  // fits the JSON's signed 64 bits
+    } else {
+      a.gen.sampling.seed = uint64_t(a.seed);
+    }
     std::vector<std::string> prompts =
         prompt_text            ? std::vector<std::string>{checked_utf8(*prompt_text, "prompt", "-p")}
         : a.batch_file.empty() ? std::vector<std::string>{read_utf8_text(a.prompt_file, "prompt file")}
@@ -251,6 +416,11 @@ int main(int argc, char** argv) {
     eo.max_batch = int(prompts.size());
     if (!a.quiet && isatty(STDERR_FILENO)) eo.on_load_progress = print_load_progress;
     sspan::Engine engine(eo);
+    // An empty prompt continues from BOS alone, said so; without BOS the engine refuses it.
+    for (size_t i = 0; i < prompts.size(); ++i)
+      if (prompts[i].empty() && engine.tokenizer().add_bos())
+        warn(a, fmt::format("{} is empty: generating from the BOS token alone",
+                            prompts.size() == 1 ? std::string("the prompt") : fmt::format("prompt {}", i)));
     return a.score_file.empty() ? run_generate(engine, a, prompts) : run_score(engine, a, prompts[0]);
   } catch (const std::exception& e) {
     std::cout << std::flush;

@@ -1,6 +1,7 @@
 #include "generate/trace_writer.h"
 
 #include <filesystem>
+#include <iostream>
 
 #include "sspan/error.h"
 
@@ -14,6 +15,12 @@ nlohmann::json events_json(const SpanEvents& e) {
 
 TraceWriter::TraceWriter(const std::string& path, int requests) {
   if (path.empty()) return;
+  if (path == "-") {
+    if (requests != 1) throw Error("--span-trace - takes one request");
+    files_.push_back(&std::cout);
+    paths_.push_back("standard output");
+    return;
+  }
   for (int i = 0; i < requests; ++i) {
     std::string p = path;
     if (requests > 1) {
@@ -22,7 +29,8 @@ TraceWriter::TraceWriter(const std::string& path, int requests) {
     }
     auto f = std::make_unique<std::ofstream>(p, std::ios::binary | std::ios::trunc);
     if (!*f) throw Error("cannot write span trace '" + p + "'");
-    files_.push_back(std::move(f));
+    files_.push_back(f.get());
+    owned_.push_back(std::move(f));
     paths_.push_back(p);
   }
 }

@@ -17,6 +17,7 @@ nlohmann::json events_json(const SpanEvents& e);
 class TraceWriter {
  public:
   // `requests` > 1 writes one file per request: FILE.0.jsonl, FILE.1.jsonl, ...
+  // "-" is standard output (one request only).
   TraceWriter(const std::string& path, int requests);
   bool enabled() const { return !files_.empty(); }
   void write(const TraceRecord& r);
@@ -24,7 +25,8 @@ class TraceWriter {
   void finish(const std::vector<SpanStats>& stats);
 
  private:
-  std::vector<std::unique_ptr<std::ofstream>> files_;
+  std::vector<std::unique_ptr<std::ofstream>> owned_;
+  std::vector<std::ostream*> files_;  // [requests]
   std::vector<std::string> paths_;
 };
 

@@ -29,10 +29,20 @@ int main(int argc, char** argv) {
   app.add_option("--shards", s.shards, "Number of safetensors shards")->check(CLI::PositiveNumber);
   app.add_option("--seed", s.seed, "Random seed");
   auto* tie = app.add_flag("--tie,!--no-tie", s.tie_word_embeddings, "Tie the LM head to the embedding (presets: tied)");
-  app.add_option("--tokenizer", tokenizer, "tokenizer.model to copy into the checkpoint")->check(CLI::ExistingFile);
+  bool no_tokenizer = false;
+  auto* tok_opt = app.add_option("--tokenizer", tokenizer,
+                                 "Tokenizer file to copy into the checkpoint (tokenizer.model or tokenizer.json); "
+                                 "required, as the engine runs no model without one")
+                      ->check(CLI::ExistingFile);
+  app.add_flag("--no-tokenizer", no_tokenizer,
+               "Write the weights and config alone (for sspan-bench decode, which needs no tokenizer)")
+      ->excludes(tok_opt);
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (tokenizer.empty() && !no_tokenizer)
+      throw sspan::Error("give --tokenizer FILE: sspan-generate and the engine refuse a model directory without a "
+                         "tokenizer (--no-tokenizer writes the weights alone, for sspan-bench decode)");
     // A preset fills the shape; flags given explicitly keep their values.
     auto set = [](CLI::Option* opt, int& field, int value) {
       if (opt->count() == 0) field = value;
@@ -52,7 +62,10 @@ int main(int argc, char** argv) {
     s.init_scale = 0.5f / std::sqrt(float(s.hidden_size));
     sspan::write_tiny_llama(out, s);
     if (!tokenizer.empty())
-      std::filesystem::copy_file(tokenizer, std::filesystem::path(out) / "tokenizer.model",
+      std::filesystem::copy_file(tokenizer,
+                                 std::filesystem::path(out) /
+                                     (std::filesystem::path(tokenizer).extension() == ".json" ? "tokenizer.json"
+                                                                                               : "tokenizer.model"),
                                  std::filesystem::copy_options::overwrite_existing);
     const auto cfg = sspan::ModelConfig::from_file(std::filesystem::path(out) / "config.json");
     std::printf("wrote %s: %.1fM parameters, hidden %d, intermediate %d, layers %d, heads %d/%d, vocab %d, %s%s\n",
