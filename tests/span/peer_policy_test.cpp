@@ -115,5 +115,57 @@ TEST(PeerPolicies, TheWindowAttendsSinksAndTheRecentPositionsInEveryBlockSize) {
   }
 }
 
+// A made-up record for `recycled` at position t: L x Hkv heads, key j of head h weighing
+// (j * 7 + h) % (t + 1), so each head has its own top-k.
+std::vector<float> fake_mass(int32_t t, int heads) {
+  std::vector<float> m(size_t(heads) * (size_t(t) + 1));
+  for (int h = 0; h < heads; ++h)
+    for (int32_t j = 0; j <= t; ++j) m[size_t(h) * (size_t(t) + 1) + size_t(j)] = float((j * 7 + h) % (t + 1));
+  return m;
+}
+
+TEST(PeerPolicies, RecycledRunsAFullStepWhenTheQueryDrifts) {
+  auto tr = SpanPolicy::parse("recycled:k=2,threshold=0.9")->start();
+  for (int i = 0; i < 5; ++i) tr->push("x", true);
+  EXPECT_FALSE(tr->wants_query()) << "prompt rows record nothing";
+  const std::vector<float> q0{1.f, 0.f, 0.f, 1.f}, same{2.f, 0.1f, 0.f, 2.f}, turned{0.f, 1.f, 1.f, 0.f};
+  tr->push("y", false);  // t = 5: the first generated token is a full step
+  ASSERT_TRUE(tr->wants_mass());
+  ASSERT_TRUE(tr->wants_query());
+  tr->take_mass(5, fake_mass(5, 2), 1, 2);
+  tr->take_query(5, q0);
+  tr->push("y", false);  // t = 6: recycled
+  ASSERT_TRUE(tr->last_per_head());
+  ASSERT_TRUE(tr->wants_query());
+  SpanBatch heads;
+  heads.reset(16);
+  tr->append_last_heads(heads);
+  // Head 0 weighs key j as 7j % 6 = j: its top 2 are keys 4 and 5; head 1 as
+  // (j + 1) % 6: keys 4 (weight 5) and 3 (4). Both add position 6, after the full step.
+  EXPECT_EQ(heads.row_ranges(0), (std::vector<PosRange>{{4, 7}}));
+  EXPECT_EQ(heads.row_ranges(1), (std::vector<PosRange>{{3, 5}, {6, 7}}));
+  EXPECT_EQ(tr->last_count(), 3);
+  EXPECT_EQ(tr->last_attended(), (std::vector<PosRange>{{3, 7}}));
+  tr->take_query(6, same);  // similar: stays recycled, no stride
+  for (int t = 7; t < 40; ++t) {
+    tr->push("y", false);
+    ASSERT_TRUE(tr->last_per_head()) << "t=" << t;
+    tr->take_query(t, same);
+  }
+  tr->take_query(39, turned);  // cosine 0 < 0.9: the next token is a full step
+  tr->push("y", false);
+  EXPECT_TRUE(tr->wants_mass());
+  EXPECT_FALSE(tr->last_per_head());
+  EXPECT_EQ(tr->last_count(), 41);
+  // A second row before the record is back (rows of one step) is dense and asks nothing.
+  tr->push("y", false);
+  EXPECT_FALSE(tr->wants_mass());
+  EXPECT_FALSE(tr->last_per_head());
+  EXPECT_FALSE(tr->last_sparse());
+  EXPECT_THROW(tr->take_mass(41, fake_mass(41, 2), 1, 2), Error) << "the record awaited is position 40's";
+  EXPECT_THROW(tr->take_mass(40, fake_mass(40, 2), 2, 2), Error) << "wrong head count";
+  EXPECT_FALSE(SpanPolicy::parse("recycled:k=2,stride=4")->start()->wants_query());
+}
+
 }  // namespace
 }  // namespace sspan
