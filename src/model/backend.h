@@ -45,8 +45,8 @@ struct StepBatch {
   // attended set of each; may be null when no row is PerHead.
   const SpanBatch* head_span = nullptr;
   // Recorded by the attention op (backends with records_attention() only):
-  std::span<const int32_t> mass_rows;   // Dense rows whose attention mass is kept, ascending
-  std::span<const int32_t> query_rows;  // rows whose last-layer query is kept, ascending
+  std::span<const int32_t> mass_rows{};   // Dense rows whose attention mass is kept, ascending
+  std::span<const int32_t> query_rows{};  // rows whose last-layer query is kept, ascending
 };
 
 // What a step is checked against: the KV cache and (when known) the vocabulary.
