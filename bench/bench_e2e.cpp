@@ -42,8 +42,10 @@ struct Cell {  // one (bucket, policy)
 std::string bucket_name(int b, int size) { return fmt::format("{}-{}", b * size, (b + 1) * size); }
 
 void run(const E2eArgs& a) {
-  // Policies first: a typo is an error before anything loads.
-  for (const auto& p : a.spans) SpanPolicy::parse(p, a.block);
+  // Policies first: a typo is an error before anything loads. "recycled:k=64,stride=16"
+  // is one policy, however the command line split it.
+  const std::vector<std::string> spans = SpanPolicy::split_list(fmt::format("{}", fmt::join(a.spans, ",")));
+  for (const auto& p : spans) SpanPolicy::parse(p, a.block);
 
   const auto dir = std::filesystem::path(a.model_dir);
   const ModelMeta meta = open_model_meta(dir, a.tokenizer);
@@ -84,14 +86,14 @@ void run(const E2eArgs& a) {
   {
     const auto& first = buckets.begin()->second;
     const std::vector<const ReplayRecord*> warm(first.begin(), first.begin() + std::min<size_t>(first.size(), size_t(a.batch)));
-    for (const auto& p : a.spans) replay(engine, warm, {p, a.block});
+    for (const auto& p : spans) replay(engine, warm, {p, a.block});
   }
 
   std::map<int, std::map<std::string, Cell>> cells;
   for (const auto& [b, members] : buckets) {
     for (int rep = 0; rep < a.reps; ++rep) {
       // Alternate the policy order between reps so drifting machine load hits both.
-      std::vector<std::string> order = a.spans;
+      std::vector<std::string> order = spans;
       if (rep % 2) std::reverse(order.begin(), order.end());
       for (const auto& p : order) {
         const ReplayTotals t = replay(engine, members, {p, a.block});
@@ -113,7 +115,7 @@ void run(const E2eArgs& a) {
   std::vector<Row> rows;
   for (const auto& [b, by_policy] : cells) {
     const auto dense = by_policy.find("dense");
-    for (const auto& p : a.spans) {
+    for (const auto& p : spans) {
       const Cell& c = by_policy.at(p);
       const ReplayTotals& t = c.last;
       const double pos = double(std::max<int64_t>(t.decode_positions, 1));

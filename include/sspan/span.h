@@ -120,22 +120,53 @@ class SpanTracker {
   virtual int block_size() const = 0;
   virtual const SpanEvents& events() const = 0;
   double last_sparsity() const { return 1.0 - double(last_count()) / double(last_pos() + 1); }
+
+  // ---- policies whose span differs per (layer, KV head) and is learnt from the
+  // attention itself (`recycled`). The others keep these defaults.
+  // The last token's keys differ per (layer, KV head): the step reads them from
+  // append_last_heads, and last_attended() is their union, last_count() their mean.
+  virtual bool last_per_head() const { return false; }
+  // layers * kv_heads rows, [layer][kv head], all at last_pos(), onto `heads`.
+  virtual void append_last_heads(SpanBatch& heads) const;
+  // The step of the last token must record its attention mass (the token is dense):
+  // take_mass then gets, for the token at `pos`, mass[layer][kv head][key], key in
+  // [0, pos], each the attention probability of that key summed over the KV head's query
+  // heads.
+  virtual bool wants_mass() const { return false; }
+  virtual void take_mass(int32_t pos, std::span<const float> mass, int layers, int kv_heads);
+  // The step of the last token must record its query: take_query then gets, for the
+  // token at `pos`, the last layer's query (after RoPE) averaged over the query heads,
+  // [head_dim].
+  virtual bool wants_query() const { return false; }
+  virtual void take_query(int32_t pos, std::span<const float> query);
 };
 
 // A span policy resolved from its spec "NAME[:key=value,...]", shared by the requests
 // that use it; each request gets its own tracker from start(). NAME is `dense`, a
-// built-in grammar (`arith`, `summary`) or a grammar .json file (a spec that names an
-// existing file is always that file; else the options follow the last ':'). Options:
-// `block=16|32|64|128|256`, the block size
-// of the blocked encoding (default: the caller's). Unknown names and options are errors.
+// built-in grammar (`arith`, `summary`), a grammar .json file (a spec that names an
+// existing file is always that file; else the options follow the last ':'), or one of
+// the grammar-free policies of docs/policies.md:
+//   window:sink=4,recent=1024            StreamingLLM: sink positions + a recent window
+//   recycled:k=256,stride=16             Recycled Attention: top-k keys of the last full step
+//   recycled:k=256,threshold=0.9         ... full step when the query drifts from its own
+// Every policy takes `block=16|32|64|128|256`, the block size of the blocked encoding
+// (default: the caller's). Unknown names and options, and option values that are not
+// what the option takes, are errors.
 class SpanPolicy {
  public:
   static std::shared_ptr<const SpanPolicy> parse(std::string_view spec, int default_block_size = 64);
+  // A comma-separated list of specs, as command lines take it: "dense,arith,window:recent=256,
+  // recycled:k=64,stride=16". An item of the form key=value (no ':') is one more option of
+  // the spec before it. Each spec is returned as written (not parsed).
+  static std::vector<std::string> split_list(std::string_view list);
   virtual ~SpanPolicy() = default;
   virtual std::unique_ptr<SpanTracker> start() const = 0;
   const std::string& name() const { return name_; }  // as given, without options
   int block_size() const { return block_size_; }
   virtual bool dense() const { return false; }  // every token attends [0, t]
+  // The policy's trackers ask for attention mass or queries (SpanTracker::wants_mass):
+  // only backends that record them can run it.
+  virtual bool needs_attention_record() const { return false; }
 
  protected:
   SpanPolicy(std::string name, int block_size) : name_(std::move(name)), block_size_(block_size) {}

@@ -45,6 +45,10 @@ struct ChunkArgs {
   float* q_scaled = nullptr;  // [G][D] q * scale_log2
   float* acc = nullptr;       // [G][D] running output, not yet divided by d
   float* scores = nullptr;    // [kHeadBlock][kTile] scores, then probabilities, of a tile
+  // Optional: the chunk's scores in log2 units are also kept, position j of the chunk
+  // (0 <= j < count) of query head g at raw_scores[g * raw_stride + j].
+  float* raw_scores = nullptr;
+  int64_t raw_stride = 0;
   // The chunk's state:
   float* o = nullptr;  // [G][D] output divided by d (zeros when count = 0)
   float* m = nullptr;  // [G] max score in log2 units (-inf when count = 0)

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #endif
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <vector>
@@ -105,7 +106,7 @@ class CpuBackend final : public Backend {
   size_t kv_cache_bytes() const override { return cache_bytes_; }
 
   void set_step(const StepBatch& step) override {
-    validate_step(step, {kv_.slots, kv_.max_ctx, 0});
+    validate_step(step, {kv_.slots, kv_.max_ctx, 0, kv_.layers, kv_.kv_heads});
     step_ = step;
     logit_origins_.assign(step);
     if (step.span) {
@@ -113,6 +114,8 @@ class CpuBackend final : public Backend {
     } else {  // every row Dense (validate_step)
       attended_.assign_dense(step.pos);
     }
+    set_head_ranges(step);
+    set_records(step);
   }
 
   void embedding(const Tensor& table, Tensor& out, int n) override {
@@ -145,8 +148,30 @@ class CpuBackend final : public Backend {
     const size_t base = cache_offset(layer, 0, 0, 0) * dtype_size(kv_dtype_);
     const cpu::KvLayerView kv{k_cache_.get() + base, v_cache_.get() + base, kv_.slots, kv_.kv_heads,
                               kv_.max_ctx,           kv_.head_dim,          kv_dtype_};
-    cpu::span_attention(q.ptr<float>(), kv, step_.slot.data(), attended_, out.ptr<float>(), n,
-                        int(row_width(q) / kv_.head_dim), attention_, workspace_);
+    const int Hq = int(row_width(q) / kv_.head_dim);
+    const cpu::AttentionMass mass{mass_record_.data(), mass_.data() + size_t(layer) * mass_head_floats(),
+                                  int64_t(kv_.layers) * int64_t(mass_head_floats()), mass_stride_};
+    cpu::span_attention(q.ptr<float>(), kv, step_.slot.data(), per_head_ ? head_attended_[size_t(layer)] : attended_,
+                        out.ptr<float>(), n, Hq, attention_, workspace_, step_.mass_rows.empty() ? nullptr : &mass);
+    if (layer + 1 == kv_.layers) keep_queries(q.ptr<float>(), Hq);
+  }
+  bool records_attention() const override { return true; }
+  void read_attention_mass(int i, std::span<float> dst) override {
+    SSPAN_CHECK(i >= 0 && size_t(i) < step_.mass_rows.size(), "attention mass row {} outside the last step's {}", i,
+                step_.mass_rows.size());
+    const size_t keys = size_t(step_.pos[size_t(step_.mass_rows[size_t(i)])]) + 1;
+    const size_t heads = size_t(kv_.layers) * size_t(kv_.kv_heads);
+    SSPAN_CHECK(dst.size() == heads * keys, "attention mass: {} values for {} layers x {} KV heads x {} keys",
+                dst.size(), kv_.layers, kv_.kv_heads, keys);
+    const float* src = mass_.data() + size_t(i) * heads * size_t(mass_stride_);
+    for (size_t h = 0; h < heads; ++h) std::memcpy(&dst[h * keys], src + h * size_t(mass_stride_), keys * 4);
+  }
+  void read_query(int i, std::span<float> dst) override {
+    SSPAN_CHECK(i >= 0 && size_t(i) < step_.query_rows.size(), "query row {} outside the last step's {}", i,
+                step_.query_rows.size());
+    SSPAN_CHECK(dst.size() == size_t(kv_.head_dim), "query: {} values for a head dim of {}", dst.size(),
+                kv_.head_dim);
+    std::memcpy(dst.data(), queries_.data() + size_t(i) * size_t(kv_.head_dim), dst.size() * 4);
   }
   void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, int n) override {
     cpu::swiglu(gate.ptr<float>(), up.ptr<float>(), out.ptr<float>(), int64_t(n) * row_width(gate));
@@ -170,6 +195,49 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // PerHead rows: per layer, one ranges row per (row, KV head).
+  void set_head_ranges(const StepBatch& step) {
+    per_head_ = false;
+    for (const RowMode m : step.mode) per_head_ |= m == RowMode::PerHead;
+    if (!per_head_) return;
+    const int n = int(step.tokens.size()), L = kv_.layers, Hkv = kv_.kv_heads;
+    head_attended_.resize(size_t(L));
+    head_row_.resize(size_t(n) * size_t(Hkv));
+    for (int l = 0; l < L; ++l) {
+      int next = 0;  // PerHead rows so far
+      for (int r = 0; r < n; ++r) {
+        const bool own = step.mode[size_t(r)] == RowMode::PerHead;
+        for (int h = 0; h < Hkv; ++h)
+          head_row_[size_t(r) * size_t(Hkv) + size_t(h)] = own ? (next * L + l) * Hkv + h : -1;
+        next += own;
+      }
+      head_attended_[size_t(l)].assign_per_head(*step.span, step.head_span, head_row_, Hkv);
+    }
+  }
+  // The record index of each mass row, and room for [mass rows][L][Hkv][keys] floats.
+  void set_records(const StepBatch& step) {
+    mass_record_.assign(step.tokens.size(), -1);
+    mass_stride_ = 0;
+    for (size_t i = 0; i < step.mass_rows.size(); ++i) {
+      const int32_t r = step.mass_rows[i];
+      mass_record_[size_t(r)] = int32_t(i);
+      mass_stride_ = std::max<int64_t>(mass_stride_, int64_t(step.pos[size_t(r)]) + 1);
+    }
+    mass_.resize(step.mass_rows.size() * size_t(kv_.layers) * mass_head_floats());
+    queries_.assign(step.query_rows.size() * size_t(kv_.head_dim), 0.f);
+  }
+  size_t mass_head_floats() const { return size_t(kv_.kv_heads) * size_t(mass_stride_); }  // one row's layer
+  // The query rows' q (after RoPE) averaged over the query heads.
+  void keep_queries(const float* q, int q_heads) {
+    const int D = kv_.head_dim;
+    for (size_t i = 0; i < step_.query_rows.size(); ++i) {
+      float* dst = queries_.data() + i * size_t(D);
+      const float* row = q + int64_t(step_.query_rows[i]) * q_heads * D;
+      for (int h = 0; h < q_heads; ++h)
+        for (int d = 0; d < D; ++d) dst[d] += row[h * D + d] / float(q_heads);
+    }
+  }
+
   // Element offset of (layer, slot, head, position) in the cache.
   size_t cache_offset(int layer, int slot, int h, int pos) const {
     return (((size_t(layer) * kv_.slots + size_t(slot)) * kv_.kv_heads + size_t(h)) * kv_.max_ctx + size_t(pos)) *
@@ -183,6 +251,13 @@ class CpuBackend final : public Backend {
   size_t cache_bytes_ = 0;
   StepBatch step_;
   cpu::AttendedRanges attended_;  // this step's attended positions, read by every layer
+  bool per_head_ = false;          // the step has PerHead rows: attention reads head_attended_
+  std::vector<cpu::AttendedRanges> head_attended_;  // [L] of [n * Hkv] rows
+  std::vector<int32_t> head_row_;                   // [n * Hkv] scratch of set_head_ranges
+  std::vector<int32_t> mass_record_;                // [n] mass record of each row, or -1
+  std::vector<float> mass_;     // [mass rows][L][Hkv][mass_stride_] attention mass of the step
+  int64_t mass_stride_ = 0;     // keys per (record, layer, KV head): the longest mass row
+  std::vector<float> queries_;  // [query rows][D]
   cpu::AttentionConfig attention_;
   cpu::AttentionWorkspace workspace_;
   LogitRowOrigins logit_origins_;

@@ -59,12 +59,16 @@ int chunks_of(int count, int chunk) { return count <= chunk ? 1 : (count + chunk
 // out[G][D] from the states of a (row, KV head)'s chunks, `n` states `stride` floats apart,
 // as sparse_decode_merge_kernel: state s weighs d_s * exp2(m_s - max m); a state with
 // m = -inf weighs nothing, and a row with no attended position yields zeros.
-void merge_chunks(float* states, int n, size_t stride, int group, int head_dim, float* out) {
+// The merged state's m and normaliser go to m_out[G] and d_out[G] when given.
+void merge_chunks(float* states, int n, size_t stride, int group, int head_dim, float* out, float* m_out = nullptr,
+                  float* d_out = nullptr) {
   for (int h = 0; h < group; ++h) {
     float m_all = -std::numeric_limits<float>::infinity();
     for (int s = 0; s < n; ++s) m_all = std::max(m_all, state_at(states + s * stride, group, head_dim).m[h]);
     float* o = out + size_t(h) * head_dim;
     std::fill(o, o + head_dim, 0.f);
+    if (m_out) m_out[h] = m_all;
+    if (d_out) d_out[h] = 0.f;
     if (m_all == -std::numeric_limits<float>::infinity()) continue;
     float w_sum = 0.f;
     for (int s = 0; s < n; ++s) {
@@ -75,6 +79,7 @@ void merge_chunks(float* states, int n, size_t stride, int group, int head_dim, 
     }
     const float inv = w_sum > 0.f ? 1.f / w_sum : 0.f;
     for (int i = 0; i < head_dim; ++i) o[i] *= inv;
+    if (d_out) d_out[h] = w_sum;
   }
 }
 
@@ -118,6 +123,32 @@ void AttendedRanges::assign_dense(std::span<const int32_t> pos) {
   }
 }
 
+void AttendedRanges::assign_per_head(const SpanBatch& span, const SpanBatch* heads, std::span<const int32_t> head_row,
+                                     int kv_heads) {
+  SSPAN_CHECK(head_row.size() == size_t(span.rows()) * size_t(kv_heads),
+              "attended ranges: {} head rows for {} rows of {} KV heads", head_row.size(), span.rows(), kv_heads);
+  indptr.assign(1, 0);
+  ranges.clear();
+  before.clear();
+  count.clear();
+  for (size_t i = 0; i < head_row.size(); ++i) {
+    const SpanBatch& from = head_row[i] < 0 ? span : *heads;
+    const int r = head_row[i] < 0 ? int(i / size_t(kv_heads)) : head_row[i];
+    const int32_t first = from.indptr[size_t(r)];
+    row_.clear();
+    span_detail::append_block_ranges(from.block_ids.data() + first,
+                                     from.masks.data() + size_t(first) * size_t(from.words_per_block()),
+                                     from.indptr[size_t(r) + 1] - first, from.block_size, row_);
+    span_detail::append_merged(row_, {from.tail_start[size_t(r)], from.pos[size_t(r)] + 1});
+    add_row(row_);
+  }
+}
+
+float* AttentionWorkspace::score_floats(size_t count) {
+  if (scores_.size() < count) scores_.resize(count);
+  return scores_.data();
+}
+
 float* AttentionWorkspace::floats(size_t count) {
   if (buf_.size() < count + 16) buf_.resize(count + 16);
   const uintptr_t p = reinterpret_cast<uintptr_t>(buf_.data());
@@ -125,10 +156,13 @@ float* AttentionWorkspace::floats(size_t count) {
 }
 
 void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, const AttendedRanges& ranges,
-                    float* out, int n, int q_heads, const AttentionConfig& config, AttentionWorkspace& workspace) {
-  SSPAN_CHECK(ranges.rows() == n, "span attention: {} query rows but {} rows of attended ranges", n, ranges.rows());
+                    float* out, int n, int q_heads, const AttentionConfig& config, AttentionWorkspace& workspace,
+                    const AttentionMass* mass) {
   SSPAN_CHECK(kv.kv_heads > 0 && q_heads % kv.kv_heads == 0, "span attention: {} query heads on {} KV heads", q_heads,
               kv.kv_heads);
+  SSPAN_CHECK(ranges.rows() == n || ranges.rows() == n * kv.kv_heads,
+              "span attention: {} query rows of {} KV heads but {} rows of attended ranges", n, kv.kv_heads,
+              ranges.rows());
   SSPAN_CHECK(config.chunk >= 1, "span attention: chunk of {} positions", config.chunk);
   const int D = kv.head_dim, Hq = q_heads, chunk = config.chunk;
   const ChunkKernel kernel = chunk_kernel(config.isa, D);
@@ -139,15 +173,20 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
 
   const int Hkv = kv.kv_heads, G = Hq / Hkv;
   const int64_t pairs = int64_t(n) * Hkv;  // (row, KV head) pairs
+  const bool per_head = ranges.rows() != n;
+  // The ranges row of (row r, KV head h), and its attended count.
+  const auto range_row = [&](int r, int h) { return per_head ? r * Hkv + h : r; };
+  const auto count_of = [&](int r, int h) { return ranges.count[size_t(range_row(r, h))]; };
 
   int64_t work = 0, tasks = 0;
   int max_chunks = 1;
-  for (int r = 0; r < n; ++r) {
-    const int c = chunks_of(ranges.count[size_t(r)], chunk);
-    max_chunks = std::max(max_chunks, c);
-    tasks += int64_t(c) * Hkv;
-    work += int64_t(ranges.count[size_t(r)]) * Hq * D;
-  }
+  for (int r = 0; r < n; ++r)
+    for (int h = 0; h < Hkv; ++h) {
+      const int c = chunks_of(count_of(r, h), chunk);
+      max_chunks = std::max(max_chunks, c);
+      tasks += c;
+      work += int64_t(count_of(r, h)) * G * D;
+    }
   const bool parallel = work >= (int64_t(1) << 16);  // enough to pay for waking the threads
   const int threads = parallel ? num_threads() : 1;
   const bool split = parallel && tasks > pairs && pairs < kSplitBelowPairsPerThread * threads;
@@ -157,9 +196,42 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
   float* scratch_base = workspace.floats(size_t(threads) * scratch_floats + states * state_stride);
   float* state_base = scratch_base + size_t(threads) * scratch_floats;
 
+  // Recorded rows: per (record, KV head) the raw scores [G][max_count], then the final
+  // m [G] and normaliser d [G].
+  int records = 0, max_count = 0;
+  if (mass)
+    for (int r = 0; r < n; ++r)
+      if (mass->record[r] >= 0) {
+        records = std::max(records, mass->record[r] + 1);
+        for (int h = 0; h < Hkv; ++h) max_count = std::max(max_count, count_of(r, h));
+      }
+  const size_t record_floats = size_t(G) * size_t(max_count) + 2 * size_t(G);
+  float* record_base = records ? workspace.score_floats(size_t(records) * size_t(Hkv) * record_floats) : nullptr;
+  const auto record_of = [&](int r, int h) -> float* {
+    if (!mass || mass->record[r] < 0) return nullptr;
+    return record_base + (size_t(mass->record[r]) * size_t(Hkv) + size_t(h)) * record_floats;
+  };
+  // The recorded mass of (row r, KV head h) from its raw scores and final state.
+  const auto finish_mass = [&](int r, int h) {
+    const float* rec = record_of(r, h);
+    if (!rec) return;
+    const float* m = rec + size_t(G) * size_t(max_count);
+    const float* d = m + G;
+    float* dst = mass->out + int64_t(mass->record[r]) * mass->row_stride + int64_t(h) * mass->head_stride;
+    const int count = count_of(r, h);
+    std::fill(dst, dst + count, 0.f);
+    for (int g = 0; g < G; ++g) {
+      if (!(d[g] > 0.f)) continue;
+      const float inv = 1.f / d[g];
+      const float* raw = rec + size_t(g) * size_t(max_count);
+      for (int j = 0; j < count; ++j) dst[j] += std::exp2(raw[j] - m[g]) * inv;
+    }
+  };
+
   // Chunk c of (row r, KV head h) into `st`, with thread scratch at `scratch`.
   const auto run_chunk = [&](int r, int h, int c, float* scratch, const ChunkState& st) {
-    const int32_t first = ranges.indptr[size_t(r)], last = ranges.indptr[size_t(r) + 1];
+    const int rr = range_row(r, h);
+    const int32_t first = ranges.indptr[size_t(rr)], last = ranges.indptr[size_t(rr) + 1];
     const int32_t start = c * chunk;  // index of the chunk's first position in the row
     attn::ChunkArgs a;
     a.k = k_bytes + size_t(kv.row(slot[r], h, 0)) * size_t(D) * elem;
@@ -170,11 +242,15 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
     a.q = q + (int64_t(r) * Hq + int64_t(h) * G) * D;
     a.scale_log2 = scale_log2;
     a.ranges = ranges.ranges.data();
-    a.count = std::min(chunk, ranges.count[size_t(r)] - start);
+    a.count = std::min(chunk, ranges.count[size_t(rr)] - start);
     if (a.count > 0) {
       const auto* before = ranges.before.data();
       a.range = int(std::upper_bound(before + first, before + last, start) - before) - 1;
       a.offset = start - before[a.range];
+    }
+    if (float* rec = record_of(r, h)) {
+      a.raw_scores = rec + start;
+      a.raw_stride = max_count;
     }
     a.q_scaled = scratch;
     a.acc = scratch + round16(size_t(G) * D);
@@ -185,6 +261,18 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
     kernel(a);
   };
   const auto out_of = [&](int r, int h) { return out + (int64_t(r) * Hq + int64_t(h) * G) * D; };
+  // Where a one-chunk pair's m and d go: the record's final state, or scratch.
+  const auto single_state = [&](int r, int h, const ChunkState& scratch_state) -> ChunkState {
+    float* rec = record_of(r, h);
+    if (!rec) return {out_of(r, h), scratch_state.m, scratch_state.d};
+    float* m = rec + size_t(G) * size_t(max_count);
+    return {out_of(r, h), m, m + G};
+  };
+  const auto merge_pair = [&](int r, int h, float* pair_states, int nc) {
+    float* rec = record_of(r, h);
+    float* m = rec ? rec + size_t(G) * size_t(max_count) : nullptr;
+    merge_chunks(pair_states, nc, state_stride, G, D, out_of(r, h), m, m ? m + G : nullptr);
+  };
 
   if (!split) {
     // One task per (row, KV head); its chunks in order, then merged.
@@ -192,14 +280,14 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
       const int r = int(p / Hkv), h = int(p % Hkv);
       float* scratch = scratch_base + size_t(thread) * scratch_floats;
       float* my_states = state_base + size_t(thread) * size_t(max_chunks) * state_stride;
-      const int nc = chunks_of(ranges.count[size_t(r)], chunk);
-      if (nc == 1) {  // straight into the output; m and d go to scratch
-        const ChunkState st = state_at(my_states, G, D);
-        run_chunk(r, h, 0, scratch, {out_of(r, h), st.m, st.d});
-        return;
+      const int nc = chunks_of(count_of(r, h), chunk);
+      if (nc == 1) {  // straight into the output; m and d go to scratch (or the record)
+        run_chunk(r, h, 0, scratch, single_state(r, h, state_at(my_states, G, D)));
+      } else {
+        for (int c = 0; c < nc; ++c) run_chunk(r, h, c, scratch, state_at(my_states + c * state_stride, G, D));
+        merge_pair(r, h, my_states, nc);
       }
-      for (int c = 0; c < nc; ++c) run_chunk(r, h, c, scratch, state_at(my_states + c * state_stride, G, D));
-      merge_chunks(my_states, nc, state_stride, G, D, out_of(r, h));
+      finish_mass(r, h);
     }, threads);
     return;
   }
@@ -208,20 +296,20 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
   std::vector<int64_t>& task_first = workspace.task_first();  // [pairs + 1] first task of each pair
   task_first.assign(1, 0);
   for (int64_t p = 0; p < pairs; ++p)
-    task_first.push_back(task_first.back() + chunks_of(ranges.count[size_t(p / Hkv)], chunk));
+    task_first.push_back(task_first.back() + chunks_of(count_of(int(p / Hkv), int(p % Hkv)), chunk));
   parallel_for(tasks, [&](int64_t t, int thread) {
     const int64_t p = std::upper_bound(task_first.begin(), task_first.end(), t) - task_first.begin() - 1;
     const int r = int(p / Hkv), h = int(p % Hkv);
     const int nc = int(task_first[size_t(p) + 1] - task_first[size_t(p)]), c = int(t - task_first[size_t(p)]);
     float* scratch = scratch_base + size_t(thread) * scratch_floats;
     const ChunkState st = state_at(state_base + size_t(t) * state_stride, G, D);
-    run_chunk(r, h, c, scratch, nc == 1 ? ChunkState{out_of(r, h), st.m, st.d} : st);
+    run_chunk(r, h, c, scratch, nc == 1 ? single_state(r, h, st) : st);
   }, threads);
   parallel_for(pairs, [&](int64_t p, int) {
+    const int r = int(p / Hkv), h = int(p % Hkv);
     const int nc = int(task_first[size_t(p) + 1] - task_first[size_t(p)]);
-    if (nc > 1)
-      merge_chunks(state_base + size_t(task_first[size_t(p)]) * state_stride, nc, state_stride, G, D,
-                   out_of(int(p / Hkv), int(p % Hkv)));
+    if (nc > 1) merge_pair(r, h, state_base + size_t(task_first[size_t(p)]) * state_stride, nc);
+    finish_mass(r, h);
   }, threads);
 }
 

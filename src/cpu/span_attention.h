@@ -39,6 +39,10 @@ struct AttendedRanges {
   void assign(const SpanBatch& span);
   // Causal rows: row r attends [0, pos[r]].
   void assign_dense(std::span<const int32_t> pos);
+  // One row per (step row, KV head), [row][kv head]: the row of `heads` that head_row[i]
+  // names, or (head_row[i] < 0) the same span row of `span` for every head.
+  void assign_per_head(const SpanBatch& span, const SpanBatch* heads, std::span<const int32_t> head_row,
+                       int kv_heads);
 
  private:
   void add_row(std::span<const PosRange> row);
@@ -60,18 +64,33 @@ class AttentionWorkspace {
  public:
   float* floats(size_t count);                                // 64-byte aligned, grown if needed
   std::vector<int64_t>& task_first() { return task_first_; }  // [rows + 1] when rows are split
+  float* score_floats(size_t count);  // raw scores of the rows whose mass is recorded
 
  private:
-  std::vector<float> buf_;
+  std::vector<float> buf_, scores_;
   std::vector<int64_t> task_first_;
+};
+
+// Where the op writes the attention mass of some rows: for row r with record[r] = i >= 0
+// and KV head h, out[i * row_stride + h * head_stride + j] = the softmax probability of
+// the row's j-th attended position summed over the KV head's query heads (j below the
+// row's attended count). The probabilities are the op's own scores (kept while it
+// computes them), normalised with the row's final softmax state: no second pass over K.
+struct AttentionMass {
+  const int32_t* record = nullptr;  // [n] record index of each row, or -1
+  float* out = nullptr;
+  int64_t row_stride = 0, head_stride = 0;
 };
 
 // out[n, Hq, D] = softmax over row r's attended positions of (q . k / sqrt(D)) . v, for
 // query head h on KV head h / (Hq / Hkv) of slot[r]'s cache. Each K/V row is read once for
 // all query heads of its group. An empty row yields zeros. Rows (and, when there are few
-// rows, their chunks) run in parallel on the OpenMP threads.
+// rows, their chunks) run in parallel on the OpenMP threads. `ranges` holds n rows (every
+// KV head attends its row's set) or n * Hkv rows, [row][kv head]. `mass`, when given,
+// receives the attention mass of the rows it names.
 void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, const AttendedRanges& ranges,
-                    float* out, int n, int q_heads, const AttentionConfig& config, AttentionWorkspace& workspace);
+                    float* out, int n, int q_heads, const AttentionConfig& config, AttentionWorkspace& workspace,
+                    const AttentionMass* mass = nullptr);
 
 // The same from the blocked encoding, with the best Isa of this CPU (tests, references).
 void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, const SpanBatch& span, float* out,

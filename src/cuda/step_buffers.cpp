@@ -51,6 +51,9 @@ void StepBuffers::point_device() {
 
 bool StepBuffers::upload(const StepBatch& step, const StepLimits& limits, int min_prefill_run, cudaStream_t stream) {
   validate_step(step, limits);
+  SSPAN_CHECK(step.mass_rows.empty() && step.query_rows.empty() && (!step.head_span || step.head_span->rows() == 0),
+              "set_step: the CUDA backend records no attention mass or queries and runs no per-(layer, KV head) "
+              "spans (the recycled span policy); run that policy on the CPU backend");
   const int n = int(step.tokens.size());
   StepInfo info;
   info.rows = n;

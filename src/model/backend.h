@@ -27,6 +27,8 @@ enum class RowMode : uint8_t {
   Dense,   // causal: every position of the row's slot in [0, pos]; its span row, if the
            // step has a span, must be the dense row (SpanBatch::row_is_dense)
   Sparse,  // exactly the positions its span row lists (blocks + dense tail)
+  PerHead, // per (layer, KV head) the positions of its rows in StepBatch::head_span; its
+           // span row is the dense row
 };
 
 // What one forward step processes, on the host. The backend copies it to its own memory
@@ -39,6 +41,12 @@ struct StepBatch {
   const SpanBatch* span = nullptr;  // [n rows] the attended sets; may be null only when every
                                     // row is Dense
   std::span<const int32_t> logit_rows;  // rows whose logits the caller wants, ascending
+  // [P * L * Hkv rows] for the P PerHead rows in step order, [row][layer][KV head]: the
+  // attended set of each; may be null when no row is PerHead.
+  const SpanBatch* head_span = nullptr;
+  // Recorded by the attention op (backends with records_attention() only):
+  std::span<const int32_t> mass_rows{};   // Dense rows whose attention mass is kept, ascending
+  std::span<const int32_t> query_rows{};  // rows whose last-layer query is kept, ascending
 };
 
 // What a step is checked against: the KV cache and (when known) the vocabulary.
@@ -46,13 +54,16 @@ struct StepLimits {
   int slots = 0;
   int max_ctx = 0;
   int64_t vocab = 0;  // 0: token ids are not checked
+  int layers = 0, kv_heads = 0;  // rows per PerHead row of head_span (L * Hkv)
 };
 
 // The checks every backend runs in set_step, before anything reads memory through the
 // step (src/model/step_batch.cpp): equal lengths of tokens, pos, slot and mode; slots and
 // positions inside the cache; token ids inside the vocabulary; logit rows ascending and
 // inside the step; the span valid (SpanBatch::validate) with one row per step row at the
-// same position, each Dense row encoded as the dense row; no Sparse row without a span.
+// same position, each Dense and PerHead row encoded as the dense row; no Sparse row
+// without a span; for PerHead rows a valid head_span of L * Hkv rows each at the row's
+// position; mass rows Dense, mass and query rows ascending inside the step.
 // Throws sspan::Error naming the first violation.
 void validate_step(const StepBatch& step, const StepLimits& limits);
 
@@ -137,6 +148,16 @@ class Backend {
                                 std::span<const float> uniforms, std::span<int32_t> ids) {
     return false;
   }
+
+  // ---- what the attention op records (policies that learn from attention: `recycled`) ----
+  // Whether steps may carry PerHead rows, mass rows and query rows.
+  virtual bool records_attention() const { return false; }
+  // After a step: mass row i's attention mass dst[L][Hkv][pos + 1], per key the softmax
+  // probability summed over the KV head's query heads, as the attention op computed it.
+  virtual void read_attention_mass(int i, std::span<float> dst);
+  // After a step: query row i's query of the last layer (after RoPE) averaged over the
+  // query heads, dst[D].
+  virtual void read_query(int i, std::span<float> dst);
 };
 
 // kv_dtype: the element type of the CPU KV cache (F32, F16 or BF16); attention converts

@@ -123,6 +123,10 @@ PreparedRequest Scheduler::Impl::prepare(Request r) {
   Sampler check(o.sampling, eng.tok.vocab_size());  // validates the sampling options
   PreparedRequest p;
   p.policy = SpanPolicy::parse(o.span.policy, o.span.block_size);
+  SSPAN_CHECK(!p.policy->needs_attention_record() || eng.backend->records_attention(),
+              "span policy '{}' needs the attention mass of its full steps, which the {} backend does not record "
+              "(run it on the CPU backend)",
+              o.span.policy, eng.backend->name());
   const int decodable = eng.tok.vocab_size();
   auto check_ids = [&](const std::vector<int32_t>& ids, const char* what) {
     for (int32_t id : ids)

@@ -39,6 +39,11 @@ void StepRunner::begin(int block_size) {
   mode_.clear();
   logit_rows_.clear();
   span_.reset(block_size);
+  head_span_.reset(block_size);
+  mass_rows_.clear();
+  query_rows_.clear();
+  mass_trackers_.clear();
+  query_trackers_.clear();
   std::copy(lengths_.begin(), lengths_.end(), next_pos_.begin());
 }
 
@@ -69,6 +74,20 @@ RowMode StepRunner::add_span(const StepRow& row) {
       t.push(token_text(row.token), row.span.in_prompt);
       SSPAN_CHECK(t.last_pos() == row.pos, "step row at position {}: its span tracker is at position {}", row.pos,
                   t.last_pos());
+      const int32_t index = int32_t(tokens_.size());
+      if (t.wants_mass()) {
+        mass_rows_.push_back(index);
+        mass_trackers_.push_back(&t);
+      }
+      if (t.wants_query()) {
+        query_rows_.push_back(index);
+        query_trackers_.push_back(&t);
+      }
+      if (t.last_per_head()) {
+        span_.add_dense_row(row.pos);
+        t.append_last_heads(head_span_);
+        return RowMode::PerHead;
+      }
       if (!t.last_sparse()) {
         span_.add_dense_row(row.pos);
         return RowMode::Dense;
@@ -97,8 +116,14 @@ void StepRunner::add(const StepRow& r) {
 
 int StepRunner::run() {
   SSPAN_CHECK(!tokens_.empty(), "a step needs at least one row");
-  model_.forward({tokens_, pos_, slot_, mode_, &span_, logit_rows_});
+  const bool records = !mass_rows_.empty() || !query_rows_.empty() || head_span_.rows() > 0;
+  SSPAN_CHECK(!records || model_.backend().records_attention(),
+              "the step has rows whose span policy learns from the attention (recycled), which the {} backend does "
+              "not record",
+              model_.backend().name());
+  model_.forward({tokens_, pos_, slot_, mode_, &span_, logit_rows_, &head_span_, mass_rows_, query_rows_});
   std::copy(next_pos_.begin(), next_pos_.end(), lengths_.begin());
+  deliver_records();
   m_ = int(logit_rows_.size());
   logits_read_ = false;
   return m_;
@@ -122,6 +147,22 @@ int StepRunner::run(std::span<const StepRow> rows) {
   begin(block);
   for (const StepRow& r : rows) add(r);
   return run();
+}
+
+// The recorded attention mass and queries, to the trackers that asked for them.
+void StepRunner::deliver_records() {
+  const ModelConfig& c = model_.config();
+  for (size_t i = 0; i < mass_rows_.size(); ++i) {
+    const int32_t pos = pos_[size_t(mass_rows_[i])];
+    record_.resize(size_t(c.num_hidden_layers) * size_t(c.num_key_value_heads) * (size_t(pos) + 1));
+    model_.backend().read_attention_mass(int(i), record_);
+    mass_trackers_[i]->take_mass(pos, record_, c.num_hidden_layers, c.num_key_value_heads);
+  }
+  for (size_t i = 0; i < query_rows_.size(); ++i) {
+    record_.resize(size_t(c.head_dim));
+    model_.backend().read_query(int(i), record_);
+    query_trackers_[i]->take_query(pos_[size_t(query_rows_[i])], record_);
+  }
 }
 
 std::span<const float> StepRunner::logits(int i) {

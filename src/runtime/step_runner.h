@@ -61,6 +61,12 @@ class StepRunner {
   std::vector<int32_t> tokens_, pos_, slot_, logit_rows_;
   std::vector<RowMode> mode_;  // [n] Dense rows attend causally, Sparse rows their span row
   SpanBatch span_;
+  SpanBatch head_span_;  // [PerHead rows * L * Hkv] rows of per-(layer, KV head) spans
+  // Rows whose attention mass / query the step records, and the trackers that asked.
+  std::vector<int32_t> mass_rows_, query_rows_;
+  std::vector<SpanTracker*> mass_trackers_, query_trackers_;
+  std::vector<float> record_;  // scratch for one row's mass or query
+  void deliver_records();
   std::vector<float> logits_;  // [M, V] host copy of the step's logits
   int m_ = 0;
   bool logits_read_ = false;

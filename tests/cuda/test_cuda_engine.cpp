@@ -17,6 +17,7 @@
 #include "model/llama.h"
 #include "checkpoint_writer/checkpoint_writer.h"
 #include "sspan/engine.h"
+#include "sspan/error.h"
 #include "support/test_paths.h"
 
 namespace sspan::test {
@@ -188,6 +189,27 @@ TEST(CudaEngineTest, ShippedModelsOnTheReadmeJob) {
     const Comparison c = compare_generation(cpu, gpu, o.model_dir, prompt, policy, 96, name);
     EXPECT_GE(c.same, 16);
   }
+}
+
+TEST(CudaEngineTest, RefusesRecycledWhoseAttentionMassItDoesNotRecordAndRunsWindow) {
+  SSPAN_REQUIRE_CUDA();
+  EngineOptions o;
+  o.model_dir = shipped("arith-tiny");
+  EnginePair e(o);
+  GenerateOptions g;
+  g.max_new_tokens = 24;
+  g.span.policy = "recycled:k=16,stride=8";
+  try {
+    e.gpu.generate({"(3 + 4) * 2 [0]\n"}, g);
+    ADD_FAILURE() << "recycled ran on the CUDA backend";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("does not record"), std::string::npos) << err.what();
+  }
+  // window is an ordinary blocked span: the GPU serves it.
+  g.span.policy = "window:sink=2,recent=8";
+  const auto gpu = e.gpu.generate({"(3 + 4) * 2 [0]\n"}, g), cpu = e.cpu.generate({"(3 + 4) * 2 [0]\n"}, g);
+  EXPECT_EQ(gpu[0].span.sparse_tokens, cpu[0].span.sparse_tokens);
+  EXPECT_GT(gpu[0].span.sparse_tokens, 0);
 }
 
 TEST(CudaEngineTest, ShippedModelInSeveralPrefillPasses) {

@@ -34,6 +34,40 @@ TEST(ValidateStep, AcceptsAWellFormedMixedStep) {
   EXPECT_NO_THROW(validate_step(f.step(&f.span), {4, 256, 0}));  // vocabulary unknown
 }
 
+// Row 1 PerHead with 2 layers x 2 KV heads of head span rows; row 0 records its mass.
+TEST(ValidateStep, PerHeadRowsAndRecordsFollowTheirRules) {
+  const StepLimits limits{4, 256, 1000, /*layers=*/2, /*kv_heads=*/2};
+  Fixture f;
+  f.mode[1] = RowMode::PerHead;
+  SpanBatch heads;
+  heads.reset(16);
+  for (int i = 0; i < 4; ++i) heads.add_row({{0, 2 + i}}, 9, 11);
+  std::vector<int32_t> mass_rows{0}, query_rows{1, 2};
+  const auto step = [&](const SpanBatch* h) {
+    StepBatch s = f.step(&f.span);
+    s.head_span = h;
+    s.mass_rows = mass_rows;
+    s.query_rows = query_rows;
+    return s;
+  };
+  EXPECT_NO_THROW(validate_step(step(&heads), limits));
+  EXPECT_THROW(validate_step(step(nullptr), limits), Error) << "PerHead rows without a head span";
+  EXPECT_THROW(validate_step(step(&heads), kLimits), Error) << "a backend that takes no PerHead rows";
+  EXPECT_THROW(validate_step(step(&heads), {4, 256, 1000, 2, 1}), Error) << "head rows for another head count";
+  heads.pos[3] = 12;
+  heads.tail_start[3] = 12;
+  EXPECT_THROW(validate_step(step(&heads), limits), Error) << "a head row at another position";
+  heads.pos[3] = 11;
+  heads.tail_start[3] = 9;
+  mass_rows = {2};
+  EXPECT_THROW(validate_step(step(&heads), limits), Error) << "a mass row that is not Dense";
+  mass_rows = {0};
+  query_rows = {2, 1};
+  EXPECT_THROW(validate_step(step(&heads), limits), Error) << "query rows not ascending";
+  query_rows = {4};
+  EXPECT_THROW(validate_step(step(&heads), limits), Error) << "a query row outside the step";
+}
+
 TEST(ValidateStep, RejectsEachBrokenRule) {
   {
     Fixture f;

@@ -108,6 +108,20 @@ TEST(E2eCli, PerBucketReplaysTheFirstRecordsOfEachBucket) {
   EXPECT_NE(j["backend"].get<std::string>().find("F32 KV cache"), std::string::npos) << j["backend"];
 }
 
+TEST(E2eCli, TakesThePeersPoliciesWithTheirOptionsInTheList) {
+  const nlohmann::json rec = {{"prompt", kPrompt}, {"completion", kCompletion}};
+  const auto path = write_dataset("peers", {rec.dump(), rec.dump()});
+  const CliRun r = bench_e2e("-d " + path.string() +
+                             " --span dense,window:sink=2,recent=16,recycled:k=8,stride=4 --batch 2 --reps 1 --bucket 64");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("| dense |"));
+  EXPECT_THAT(r.out, HasSubstr("| window:sink=2,recent=16 |"));
+  EXPECT_THAT(r.out, HasSubstr("| recycled:k=8,stride=4 |"));
+  const CliRun bad = bench_e2e("-d " + path.string() + " --reps 1 --span dense,window:recent=-4");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_THAT(bad.err, HasSubstr("recent must be in [1,"));
+}
+
 TEST(E2eCli, BadInputIsAnErrorNamingTheRecordOrThePolicy) {
   const nlohmann::json good = {{"prompt", kPrompt}, {"completion", kCompletion}};
   const auto no_completion = write_dataset("nocomp", {good.dump(), R"({"prompt": "1 + 1 [0]\n"})"});

@@ -164,6 +164,10 @@ void print_table(const Args& a, const std::map<std::string, std::map<int, Tally>
 }
 
 int run(const Args& a) {
+  // Policies first: a typo is an error before anything loads. "recycled:k=64,stride=16"
+  // is one policy, however the command line split it.
+  const std::vector<std::string> spans = sspan::SpanPolicy::split_list(fmt::format("{}", fmt::join(a.spans, ",")));
+  for (const auto& p : spans) sspan::SpanPolicy::parse(p, a.block);
   auto records = read_records(a.data, a.limit);
   sspan::EngineOptions eo;
   eo.model_dir = a.model_dir;
@@ -180,7 +184,7 @@ int run(const Args& a) {
   for (size_t i = 0; i < records.size(); ++i) buckets[records[i].ref_tokens / a.bucket].push_back(i);
 
   std::map<std::string, std::map<int, Tally>> table;
-  for (const auto& policy : a.spans) {
+  for (const auto& policy : spans) {
     sspan::GenerateOptions g;
     g.max_new_tokens = a.max_new;
     g.span = {policy, a.block};
