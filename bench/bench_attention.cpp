@@ -250,7 +250,9 @@ void add_attention_bench(CLI::App& app) {
   auto* sub = app.add_subcommand("attention", "CPU attention op: dense and span patterns against memory bandwidth");
   sub->add_option("--shape", a->shapes, "tiny, 110m or Hq:Hkv:D:layers (comma-separated)")->delimiter(',');
   sub->add_option("--batch", a->batches, "Batch sizes")->delimiter(',')->check(CLI::PositiveNumber);
-  sub->add_option("--context", a->contexts, "Context lengths (the query is at the last position)")->delimiter(',');
+  sub->add_option("--context", a->contexts, "Context lengths (the query is at the last position)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
   sub->add_option("--pattern", a->patterns, "dense, all, half, alt64, cluster16 (comma-separated)")
       ->delimiter(',')
       ->check(CLI::IsMember({"dense", "all", "half", "alt64", "cluster16"}));

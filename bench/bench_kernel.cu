@@ -621,12 +621,18 @@ void add_kernel_bench(CLI::App& app) {
   auto opts = std::make_shared<Options>();
   CLI::App* sub = app.add_subcommand("kernel", "Decode attention kernel sweep (paper Figure 9): sparse vs dense vs "
                                                "baseline, per launch variant");
-  sub->add_option("--batch", opts->batch, "Query rows (one sequence each)")->capture_default_str();
+  sub->add_option("--batch", opts->batch, "Query rows (one sequence each)")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--heads", opts->heads, "Query/KV head pairs (32/32: LLaMA-7B; 32/8: LLaMA-3-8B; 64/8: -70B)")
       ->delimiter(',')
       ->capture_default_str();
-  sub->add_option("--contexts", opts->contexts, "Context lengths")->delimiter(',')->capture_default_str();
-  sub->add_option("--clusters", opts->clusters, "Cluster sizes of the kept tokens")->delimiter(',')->capture_default_str();
+  sub->add_option("--contexts", opts->contexts, "Context lengths")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--clusters", opts->clusters, "Cluster sizes of the kept tokens")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   sub->add_option("--variants", opts->variants, "Launch variants: all, or scalar-w4, scalar-w2, mma-w4, mma-w2")
       ->delimiter(',')
       ->capture_default_str();

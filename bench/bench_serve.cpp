@@ -137,7 +137,7 @@ void add_serve_bench(CLI::App& app) {
   auto* sub = app.add_subcommand("serve", "Throughput and time to first token under concurrent clients: continuous "
                                           "against static batching");
   sub->add_option("-m,--model", a->model_dir, "Model directory")->required()->check(CLI::ExistingDirectory);
-  sub->add_option("--clients", a->clients, "Concurrent client counts")->delimiter(',');
+  sub->add_option("--clients", a->clients, "Concurrent client counts")->delimiter(',')->check(CLI::PositiveNumber);
   sub->add_option("--parallel", a->parallel, "KV slots")->check(CLI::PositiveNumber);
   sub->add_option("--requests-per-client", a->requests_per_client, "Requests each client sends")
       ->check(CLI::PositiveNumber);

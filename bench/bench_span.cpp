@@ -283,10 +283,14 @@ void add_span_bench(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "span-encode", "Host cost of the span rule and blocked encoding per request per decode step");
   cmd->add_option("--contexts", opt->contexts, "Context lengths (tokens) at which steps are timed")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--block-sizes", opt->block_sizes, "Block sizes B to sweep (16..256)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({16, 32, 64, 128, 256}))
       ->capture_default_str();
-  cmd->add_option("--batch", opt->batch, "Requests stepped together")->capture_default_str();
+  cmd->add_option("--batch", opt->batch, "Requests stepped together")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--window", opt->window, "Timed decode steps ending at each context length")
       ->capture_default_str();
   cmd->add_option("--reps", opt->reps, "Repetitions; the fastest is reported")->capture_default_str();

@@ -140,5 +140,33 @@ TEST(E2eCli, BadInputIsAnErrorNamingTheRecordOrThePolicy) {
   EXPECT_THAT(r.err, HasSubstr("unknown span policy 'bogus'"));
 }
 
+// Every sspan-bench subcommand reads a list as comma-separated values, and a count that must
+// be positive is a usage error, not an empty table.
+TEST(BenchCli, ListsAreCommaSeparatedAndCountsPositiveInEverySubcommand) {
+  const auto dir = test::scratch_dir("bench_cli");
+  auto run = [&](const std::string& args) {
+    const std::string cmd = std::string(SSPAN_BENCH_BIN) + " " + args + " >" + (dir / "out").string() + " 2>" +
+                            (dir / "err").string();
+    const int status = std::system(cmd.c_str());
+    std::ifstream f(dir / "err");
+    return std::pair(WIFEXITED(status) ? WEXITSTATUS(status) : 128, std::string(std::istreambuf_iterator<char>(f), {}));
+  };
+  const auto ok = run("span-encode --block-sizes 16,64 --contexts 256,512 --window 4 --reps 1");
+  EXPECT_EQ(ok.first, 0) << ok.second;
+  const auto bad_block = run("span-encode --block-sizes 16,48 --contexts 256");
+  EXPECT_NE(bad_block.first, 0);
+  EXPECT_THAT(bad_block.second, HasSubstr("--block-sizes"));
+  const std::string model = (test::source_dir() / "models/arith-tiny").string();
+  const auto zero_clients = run("serve -m " + model + " --clients 0");
+  EXPECT_NE(zero_clients.first, 0);
+  EXPECT_THAT(zero_clients.second, HasSubstr("--clients"));
+  const auto zero_batch = run("decode -m " + model + " --batch 0");
+  EXPECT_NE(zero_batch.first, 0);
+  EXPECT_THAT(zero_batch.second, HasSubstr("--batch"));
+  const auto zero_context = run("attention --context 0");
+  EXPECT_NE(zero_context.first, 0);
+  EXPECT_THAT(zero_context.second, HasSubstr("--context"));
+}
+
 }  // namespace
 }  // namespace sspan
