@@ -12,32 +12,17 @@ namespace sspan {
 namespace {
 
 using test::arith_prompts;
+using test::run_alone;
+using test::sampled;
 using test::tiny_options;
-
-Request request(const std::string& prompt, const std::string& policy, int max_tokens, uint64_t seed) {
-  Request r;
-  r.prompt = prompt;
-  r.options.max_new_tokens = max_tokens;
-  r.options.sampling = {.temperature = 2.5f, .top_k = 50, .seed = seed};  // hot: the tiny model is confident
-  r.options.span.policy = policy;
-  r.options.stop_at_eos = false;
-  return r;
-}
-
-GenerationResult alone(Engine& e, Request r) {
-  Scheduler s(e);
-  auto h = s.submit(std::move(r));
-  s.run_until_idle();
-  return h.wait();
-}
 
 TEST(PeerPolicyRuntime, RecycledWithKAboveTheContextIsDenseExactly) {
   Engine e(tiny_options(/*batch=*/2, /*ctx=*/256));
   for (const std::string spec : {"recycled:k=100000,stride=3", "recycled:k=100000,threshold=0.99",
                                  "window:sink=4,recent=100000"}) {
     for (size_t i = 0; i < 3; ++i) {
-      const GenerationResult dense = alone(e, request(arith_prompts()[i], "dense", 48, 5 + i));
-      const GenerationResult peer = alone(e, request(arith_prompts()[i], spec, 48, 5 + i));
+      const GenerationResult dense = run_alone(e, sampled(arith_prompts()[i], 5 + i, 48, "dense"));
+      const GenerationResult peer = run_alone(e, sampled(arith_prompts()[i], 5 + i, 48, spec));
       ASSERT_EQ(dense.ids.size(), 48u);
       EXPECT_EQ(peer.ids, dense.ids) << spec;
       EXPECT_EQ(peer.span.sparse_tokens, 0) << spec;
@@ -55,9 +40,9 @@ TEST(PeerPolicyRuntime, MixedBatchesGiveWhatEachRequestGivesAlone) {
                                           "window:sink=0,recent=5,block=32", "recycled:k=3,stride=2"};
   std::vector<Request> requests;
   for (size_t i = 0; i < specs.size(); ++i)
-    requests.push_back(request(prompts[i], specs[i], 20 + 7 * int(i % 3), 100 + i));
+    requests.push_back(sampled(prompts[i], 100 + i, 20 + 7 * int(i % 3), specs[i]));
   std::vector<GenerationResult> single;
-  for (const Request& r : requests) single.push_back(alone(e, r));
+  for (const Request& r : requests) single.push_back(run_alone(e, r));
 
   Scheduler s(e);
   std::vector<RequestHandle> handles;

@@ -12,24 +12,9 @@ namespace sspan {
 namespace {
 
 using test::arith_prompts;
+using test::run_alone;
+using test::sampled;
 using test::tiny_options;
-
-Request sampled(const std::string& prompt, uint64_t seed, int max_tokens, const std::string& policy = "arith") {
-  Request r;
-  r.prompt = prompt;
-  r.options.max_new_tokens = max_tokens;
-  r.options.sampling = {.temperature = 2.5f, .top_k = 50, .seed = seed};  // hot: the tiny model is confident
-  r.options.span.policy = policy;
-  r.options.stop_at_eos = false;
-  return r;
-}
-
-GenerationResult run_alone(Engine& e, Request r) {
-  Scheduler s(e);
-  auto h = s.submit(std::move(r));
-  s.run_until_idle();
-  return h.wait();
-}
 
 TEST(Scheduler, ASeededRequestGivesTheSameTokensAloneAndInABusyRefilledBatch) {
   // Small steps: prompts are prefilled in chunks mixed with the decode rows of others.
