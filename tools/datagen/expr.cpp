@@ -138,10 +138,10 @@ std::string print_expr(const Expr& e) {
     char text;
   };
   std::string out;
-  std::vector<Task> todo{{e.root(), true, 0}};
-  while (!todo.empty()) {
-    const Task t = todo.back();
-    todo.pop_back();
+  std::vector<Task> pending{{e.root(), true, 0}};
+  while (!pending.empty()) {
+    const Task t = pending.back();
+    pending.pop_back();
     if (t.node < 0) {
       out += t.text;
       continue;
@@ -152,11 +152,11 @@ std::string print_expr(const Expr& e) {
       continue;
     }
     // The stack pops last-pushed first: push ")" rhs " op " lhs "(" to print them reversed.
-    if (!t.top) todo.push_back({-1, false, ')'});
-    todo.push_back({n.rhs, false, 0});
-    for (char c : {' ', n.op, ' '}) todo.push_back({-1, false, c});
-    todo.push_back({n.lhs, false, 0});
-    if (!t.top) todo.push_back({-1, false, '('});
+    if (!t.top) pending.push_back({-1, false, ')'});
+    pending.push_back({n.rhs, false, 0});
+    for (char c : {' ', n.op, ' '}) pending.push_back({-1, false, c});
+    pending.push_back({n.lhs, false, 0});
+    if (!t.top) pending.push_back({-1, false, '('});
   }
   return out;
 }
