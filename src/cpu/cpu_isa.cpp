@@ -5,7 +5,21 @@
 
 #include "common/check.h"
 
+#ifdef SSPAN_CPU_X86
+#include <cpuid.h>
+#endif
+
 namespace sspan::cpu {
+namespace {
+#ifdef SSPAN_CPU_X86
+// F16C from CPUID leaf 1 (ECX bit 29): not every compiler's __builtin_cpu_supports knows
+// the name (clang 14 does not), and it needs no OS support beyond AVX's.
+bool has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+#endif
+}  // namespace
 
 std::string_view isa_name(Isa isa) {
   switch (isa) {
@@ -22,7 +36,7 @@ bool isa_supported(Isa isa) {
 #ifdef SSPAN_CPU_X86
     // libgcc's cpuid check includes the OS's support for the wider registers (XGETBV).
     case Isa::Avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
     case Isa::Avx512: return isa_supported(Isa::Avx2) && __builtin_cpu_supports("avx512f");
 #else
     default: return false;
