@@ -65,7 +65,7 @@ Engine::Impl::Impl(const EngineOptions& o, ModelFiles&& files)
                     host_memory_limit(), files.config_file.string());
   model = std::make_unique<LlamaModel>(config, ckpt, *backend, o.on_load_progress);
   model->allocate(rows, rows, o.max_batch, max_ctx);
-  steps = std::make_unique<StepRunner>(*model, tok, config.bos_token_id, o.max_batch, max_ctx, rows);
+  steps = std::make_unique<StepRunner>(*model, &tok, config.bos_token_id, o.max_batch, max_ctx, rows);
   load.weight_bytes = model->weight_bytes();
   load.kv_cache_bytes = backend->kv_cache_bytes();
   load.backend = backend->name();

@@ -6,8 +6,13 @@
 
 namespace sspan {
 
-StepRunner::StepRunner(LlamaModel& model, const Tokenizer& tok, int32_t bos_id, int slots, int max_ctx, int max_rows)
-    : model_(model), tok_(tok), bos_id_(bos_id), max_ctx_(max_ctx), max_rows_(max_rows) {
+StepRunner::StepRunner(LlamaModel& model, const Tokenizer* tok, int32_t bos_id, int slots, int max_ctx, int max_rows)
+    : model_(model),
+      tok_(tok),
+      vocab_(tok ? tok->vocab_size() : model.config().vocab_size),
+      bos_id_(bos_id),
+      max_ctx_(max_ctx),
+      max_rows_(max_rows) {
   SSPAN_CHECK(max_rows <= model.max_rows() && max_rows <= model.max_logit_rows(),
               "step runner: {} rows but the model's buffers hold {}", max_rows, model.max_rows());
   lengths_.assign(size_t(slots), 0);
@@ -56,8 +61,8 @@ void StepRunner::check(const StepRow& r, size_t index) {
               r.slot, next);
   SSPAN_CHECK(r.pos < max_ctx_, "step row {}: position {} is beyond the context of {} positions", index, r.pos,
               max_ctx_);
-  SSPAN_CHECK(r.token >= 0 && r.token < tok_.vocab_size(),
-              "step row {}: token id {} outside the tokenizer's vocabulary of {}", index, r.token, tok_.vocab_size());
+  SSPAN_CHECK(r.token >= 0 && r.token < vocab_, "step row {}: token id {} outside the {} vocabulary of {}", index,
+              r.token, tok_ ? "tokenizer's" : "model's", vocab_);
   if (r.span.mode == RowSpan::Mode::Tracker)
     SSPAN_CHECK(r.span.tracker != nullptr, "step row {}: span mode Tracker without a tracker", index);
 }

@@ -18,8 +18,11 @@ namespace sspan {
 class StepRunner {
  public:
   // `model` must be allocated for at least max_rows rows (and logit rows), `slots` slots
-  // of max_ctx positions. `tok` and bos_id give the text a tracker is pushed.
-  StepRunner(LlamaModel& model, const Tokenizer& tok, int32_t bos_id, int slots, int max_ctx, int max_rows);
+  // of max_ctx positions. `tok` and bos_id give the text a tracker is pushed, and the ids a
+  // row may carry. tok == nullptr (benchmarks of a checkpoint without a tokenizer): ids
+  // in the model's vocabulary, and trackers are pushed no text, which only the policies
+  // that read none (dense, window, recycled) are meant for.
+  StepRunner(LlamaModel& model, const Tokenizer* tok, int32_t bos_id, int slots, int max_ctx, int max_rows);
 
   int max_rows() const { return max_rows_; }
   int slots() const { return int(lengths_.size()); }
@@ -45,14 +48,17 @@ class StepRunner {
   void truncate(int slot, int32_t length);
 
   // The bytes token `id` stands for in the text a tracker reads (BOS: none).
-  std::string token_text(int32_t id) const { return id == bos_id_ ? std::string() : tok_.token_bytes(id); }
+  std::string token_text(int32_t id) const {
+    return id == bos_id_ || tok_ == nullptr ? std::string() : tok_->token_bytes(id);
+  }
 
  private:
   void check(const StepRow& row, size_t index);
   RowMode add_span(const StepRow& row);  // returns the row's mode
 
   LlamaModel& model_;
-  const Tokenizer& tok_;
+  const Tokenizer* tok_;
+  int vocab_;  // ids a row may carry
   int32_t bos_id_;
   int max_ctx_, max_rows_;
   std::vector<int32_t> lengths_;   // [slots] positions written per slot

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "e2e_replay.h"
@@ -166,6 +167,72 @@ TEST(BenchCli, ListsAreCommaSeparatedAndCountsPositiveInEverySubcommand) {
   const auto zero_context = run("attention --context 0");
   EXPECT_NE(zero_context.first, 0);
   EXPECT_THAT(zero_context.second, HasSubstr("--context"));
+}
+
+// sspan-bench decode --span: the tg test once per policy, each row's span from the policy's
+// tracker, with the mean sparsity it attended and the ratio to dense.
+TEST(BenchCli, DecodeRunsEachSpanPolicySideBySide) {
+  const auto dir = test::scratch_dir("bench_decode_span");
+  auto run = [&](const std::string& args) {
+    const std::string cmd = std::string(SSPAN_BENCH_BIN) + " decode -m " +
+                            (test::source_dir() / "models/arith-tiny").string() + " -t 1 " + args + " >" +
+                            (dir / "out").string() + " 2>" + (dir / "err").string();
+    const int status = std::system(cmd.c_str());
+    auto slurp = [](const std::filesystem::path& p) {
+      std::ifstream f(p);
+      return std::string(std::istreambuf_iterator<char>(f), {});
+    };
+    return CliRun{WIFEXITED(status) ? WEXITSTATUS(status) : 128, slurp(dir / "out"), slurp(dir / "err")};
+  };
+  // 40 prompt tokens + 4 steps: a sink of 2 and a window of 8 attend 10 of 42..45 positions.
+  const CliRun r = run("--pp 16 --max-step-rows 8 --prompt-tokens 40 --steps 4 --reps 1 --batch 2 --format json "
+                       "--span dense,window:sink=2,recent=8,recycled:k=8,stride=4");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["rows"].size(), 4u) << r.out;
+  EXPECT_EQ(j["rows"][0]["test"], "pp16");
+  std::map<std::string, nlohmann::json> tg;
+  for (const auto& row : j["rows"])
+    if (row["test"] == "tg") tg[row["span"].get<std::string>()] = row;
+  ASSERT_EQ(tg.size(), 3u) << r.out;
+  EXPECT_EQ(tg["dense"]["mean_sparsity"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(tg["dense"]["vs_dense"].get<double>(), 1.0);
+  double window = 0;  // mean of 1 - 10 / (t + 1) over t = 41..44
+  for (int t = 41; t <= 44; ++t) window += (1.0 - 10.0 / (t + 1)) / 4;
+  EXPECT_NEAR(tg["window:sink=2,recent=8"]["mean_sparsity"].get<double>(), window, 1e-9) << r.out;
+  EXPECT_GT(tg["recycled:k=8,stride=4"]["mean_sparsity"].get<double>(), 0.0) << r.out;
+  for (auto& [span, row] : tg) EXPECT_GT(row["tokens_per_s"].get<double>(), 0.0) << span;
+
+  const CliRun md = run("--pp 0 --prompt-tokens 8 --steps 2 --reps 1 --batch 1 --span dense,window:recent=4");
+  ASSERT_EQ(md.code, 0) << md.err;
+  EXPECT_THAT(md.out, HasSubstr("| tg | window:recent=4 | 1 |"));
+  EXPECT_THAT(md.out, HasSubstr("| vs dense |"));
+
+  const CliRun bad = run("--span dense,bogus");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_THAT(bad.err, HasSubstr("unknown span policy 'bogus'"));
+}
+
+// Weights without a tokenizer (sspan-random-model --no-tokenizer): the policies that read
+// no text run, a grammar is an error that says why.
+TEST(BenchCli, DecodeWithoutATokenizerRunsThePoliciesThatReadNoText) {
+  const auto weights = test::scratch_dir("bench_decode_weights_only");
+  for (const char* f : {"config.json", "model.safetensors"})
+    std::filesystem::copy_file(test::source_dir() / "models/arith-tiny" / f, weights / f,
+                               std::filesystem::copy_options::overwrite_existing);
+  const auto out = weights / "out", err = weights / "err";
+  auto run = [&](const std::string& args) {
+    const std::string cmd = std::string(SSPAN_BENCH_BIN) + " decode -m " + weights.string() + " -t 1 " + args + " >" +
+                            out.string() + " 2>" + err.string();
+    const int status = std::system(cmd.c_str());
+    std::ifstream f(err);
+    return std::pair(WIFEXITED(status) ? WEXITSTATUS(status) : 128, std::string(std::istreambuf_iterator<char>(f), {}));
+  };
+  const auto ok = run("--pp 8 --prompt-tokens 16 --steps 2 --reps 1 --batch 2 --span dense,window:recent=4");
+  EXPECT_EQ(ok.first, 0) << ok.second;
+  const auto grammar = run("--span dense,arith");
+  EXPECT_NE(grammar.first, 0);
+  EXPECT_THAT(grammar.second, HasSubstr("--span arith reads the text of the tokens"));
 }
 
 }  // namespace
