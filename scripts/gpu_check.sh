@@ -109,6 +109,8 @@ table_step kernel 200 kernel_bench.md "$bin/sspan-bench" kernel --format md --it
 decode_bench() {
   "$bin/sspan-random-model" -o /tmp/sspan-100m --preset 100m --no-tokenizer >/dev/null &&
     "$bin/sspan-bench" decode -m /tmp/sspan-100m --device cuda --batch 1,8,64 &&
+    "$bin/sspan-bench" decode -m /tmp/sspan-100m --device cuda --batch 64 --pp 0 --prompt-tokens 1536 --steps 32 \
+      --reps 2 --span dense,window:sink=4,recent=256 &&
     "$bin/sspan-random-model" -o /tmp/sspan-15m --preset 15m --no-tokenizer >/dev/null &&
     "$bin/sspan-bench" decode -m /tmp/sspan-15m --device cuda --batch 1,8
 }
