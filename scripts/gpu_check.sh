@@ -116,7 +116,7 @@ decode_bench() {
 }
 export -f decode_bench
 export bin
-table_step decode 90 decode_bench.md bash -c decode_bench
+table_step decode 120 decode_bench.md bash -c decode_bench
 
 # The README's main job on the shipped models (head_dim 32), GPU against CPU.
 generate_job() {
