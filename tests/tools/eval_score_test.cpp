@@ -99,7 +99,8 @@ class EvalScore : public ::testing::Test {
 TEST_F(EvalScore, DenseEqualsAFloat64ForwardOverEachChunk) {
   for (const int prefix : {1, 4}) {
     const int chunk = 48, bucket = 16;
-    const auto r = eval(fmt::format("--score {} --span dense --chunk {} --prefix {} --bucket {} --batch 2 --format json",
+    const auto r = eval(fmt::format("--score {} --span dense --chunk {} --prefix {} --bucket {} --batch 2 "
+                                    "--format json",
                                     text_.string(), chunk, prefix, bucket));
     ASSERT_EQ(r.code, 0) << r.err;
     const auto rows = rows_of(r.out).at("dense");

@@ -254,9 +254,10 @@ int main(int argc, char** argv) {
   auto* chunk = app.add_option("--chunk", a.chunk,
                                "--score: tokens per chunk, BOS included (default: the context; llama-perplexity's -c)")
                     ->check(CLI::PositiveNumber);
-  auto* prefix =
-      app.add_option("--prefix", a.prefix, "--score: tokens of each chunk prefilled before decoding (default 1: BOS)")
-          ->check(CLI::PositiveNumber);
+  auto* prefix = app.add_option("--prefix", a.prefix,
+                                "--score: tokens of each chunk prefilled before decoding (default 1: BOS, when the "
+                                "tokenizer adds one)")
+                     ->check(CLI::PositiveNumber);
   app.add_option("--span-block", a.block, "Span encoding block size")->check(CLI::IsMember({16, 32, 64, 128, 256}));
   app.add_option("--max-context", a.max_context, "KV cache context length")->check(CLI::PositiveNumber);
   app.add_option("--format", a.format, "md, csv or json")->check(CLI::IsMember({"md", "csv", "json"}));

@@ -79,8 +79,8 @@ std::map<int, Tally> score_chunks(Engine& engine, const std::vector<std::vector<
   std::vector<RequestHandle> handles;
   int64_t step = 0;  // the step now running, for the callbacks (they run inside step())
   for (size_t c = 0; c < chunks.size(); ++c) {
-    SSPAN_CHECK(int64_t(chunks[c].size()) >= int64_t(o.prefix) + 2, "chunk {} has {} tokens; with a prefix of {} it needs {}",
-                c, chunks[c].size(), o.prefix, o.prefix + 2);
+    SSPAN_CHECK(int64_t(chunks[c].size()) >= int64_t(o.prefix) + 2,
+                "chunk {} has {} tokens; with a prefix of {} it needs {}", c, chunks[c].size(), o.prefix, o.prefix + 2);
     Request r = chunk_request(chunks[c], o);
     r.on_token = [&seen, &step, c](const TokenEvent& e) {
       if (e.id >= 0) seen[c].step.push_back(step);  // id -1: the final flush
