@@ -54,7 +54,7 @@ using Clock = std::chrono::steady_clock;
 // What the run reports about one chunk's forced tokens, by index k among them.
 struct ChunkSeen {
   std::vector<int64_t> step;      // [k] the scheduler step that produced token k
-  std::vector<double> sparsity;   // [k] the sparsity of the decode row that processed token k
+  std::vector<double> sparsity;   // [k] the sparsity of the row that predicted token k
 };
 
 Request chunk_request(const std::vector<int32_t>& chunk, const ScoreOptions& o) {
@@ -82,12 +82,12 @@ std::map<int, Tally> score_chunks(Engine& engine, const std::vector<std::vector<
     SSPAN_CHECK(int64_t(chunks[c].size()) >= int64_t(o.prefix) + 2,
                 "chunk {} has {} tokens; with a prefix of {} it needs {}", c, chunks[c].size(), o.prefix, o.prefix + 2);
     Request r = chunk_request(chunks[c], o);
+    // (Not on_trace: building a trace record of every row would count in tokens/s.)
     r.on_token = [&seen, &step, c](const TokenEvent& e) {
-      if (e.id >= 0) seen[c].step.push_back(step);  // id -1: the final flush
+      if (e.id < 0) return true;  // the final flush
+      seen[c].step.push_back(step);
+      seen[c].sparsity.push_back(e.sparsity);
       return true;
-    };
-    r.on_trace = [&seen, c](const TraceRecord& t) {
-      if (t.generated) seen[c].sparsity.push_back(t.sparsity);
     };
     try {
       handles.push_back(scheduler.submit(std::move(r)));
@@ -119,7 +119,7 @@ std::map<int, Tally> score_chunks(Engine& engine, const std::vector<std::vector<
     if (g.stop == StopReason::Error) throw Error(fmt::format("chunk {}: {}", c, g.error));
     const size_t F = chunks[c].size() - size_t(o.prefix);  // forced tokens
     const ChunkSeen& s = seen[c];
-    if (g.stop != StopReason::Forced || g.logprobs.size() != F || s.step.size() != F || s.sparsity.size() != F - 1)
+    if (g.stop != StopReason::Forced || g.logprobs.size() != F || s.step.size() != F || s.sparsity.size() != F)
       throw Error(fmt::format("chunk {}: the teacher-forced run stopped ({}) after {} of {} tokens", c,
                               stop_reason_name(g.stop), g.ids.size(), F));
     for (size_t k = 1; k < F; ++k) {  // k = 0 is predicted by the prefill, not by a decode step
@@ -128,7 +128,7 @@ std::map<int, Tally> score_chunks(Engine& engine, const std::vector<std::vector<
       Tally x;
       x.tokens = 1;
       x.nll = -g.logprobs[k].logprob;
-      x.sparsity_sum = s.sparsity[k - 1];  // the decode row at pos - 1 predicted it
+      x.sparsity_sum = s.sparsity[k];  // of the decode row at pos - 1, which predicted it
       x.sparse_den = 1;
       x.seconds = step_seconds[size_t(s.step[k])] / step_tokens[size_t(s.step[k])];
       out[b].add(x);
