@@ -105,6 +105,10 @@ struct TokenEvent {
   int index = 0;          // its index among the generated tokens
   std::string_view text;  // newly complete text (valid UTF-8; text that might begin a stop string is held back)
   double logprob = 0.0;   // when logprobs were asked
+  // Sparsity 1 - |S_t| / (t + 1) of the row whose logits chose it (the position before
+  // it; a prompt row is dense, 0); 0 for the final flush. What a trace record says of that
+  // row, without the trace's cost.
+  double sparsity = 0.0;
 };
 // Return false to cancel: the request ends with StopReason::Cancelled and frees its slot
 // in the same step.

@@ -112,6 +112,7 @@ bool RequestState::stream(int32_t id, std::string_view text, double logprob) {
   e.index = int(result_.ids.size()) - 1;
   e.text = text;
   e.logprob = logprob;
+  if (id >= 0) e.sparsity = tracker_->last_sparsity();  // the row whose logits chose `id`
   return prep_.request.on_token(e);
 }
 

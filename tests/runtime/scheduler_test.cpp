@@ -172,6 +172,33 @@ TEST(Scheduler, TeacherForcingFeedsTheForcedIdsAndScoresThemAsScoringDoes) {
   EXPECT_GT(s.span.sparse_tokens, 0);
 }
 
+TEST(Scheduler, AStreamedTokenCarriesTheSparsityOfTheRowThatChoseIt) {
+  Engine e(tiny_options(/*batch=*/2));
+  for (const char* policy : {"arith", "window:sink=2,recent=8"}) {
+    SCOPED_TRACE(policy);
+    Request r = sampled(arith_prompts()[3], 5, 60, policy);
+    r.options.sampling.temperature = 0;  // greedy: the model's own trace, whose lines the span skips
+    std::vector<double> streamed, traced;  // by token index; by position
+    r.on_token = [&](const TokenEvent& ev) {
+      if (ev.id >= 0) streamed.push_back(ev.sparsity);
+      return true;
+    };
+    r.on_trace = [&](const TraceRecord& t) { traced.push_back(t.sparsity); };
+    const GenerationResult g = run_alone(e, std::move(r));
+    ASSERT_EQ(streamed.size(), 60u);
+    const size_t P = g.prompt_ids.size();
+    ASSERT_EQ(traced.size(), P + 59);  // the last token is chosen, not processed
+    EXPECT_EQ(streamed[0], 0.0);       // chosen by the last prompt row, which is dense
+    double sum = 0;
+    for (size_t k = 1; k < streamed.size(); ++k) {
+      EXPECT_EQ(streamed[k], traced[P + k - 1]) << "token " << k;
+      sum += streamed[k];
+    }
+    EXPECT_GT(sum, 0.5) << "the policy dropped keys";
+    EXPECT_NEAR(sum / 59, g.span.mean_sparsity, 1e-12);
+  }
+}
+
 TEST(Scheduler, BadRequestsAreErrorsAtSubmit) {
   Engine e(tiny_options(/*batch=*/1, /*ctx=*/32));
   Scheduler s(e, {.max_queued = 2});

@@ -14,6 +14,7 @@
 #include "generate/batch_file.h"
 #include "sspan/error.h"
 #include "support/test_paths.h"
+#include "support/tool_run.h"
 
 namespace sspan {
 namespace {
@@ -23,21 +24,9 @@ using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-struct ToolRun {
-  int code;
-  std::string out, err;
-};
+using test::ToolRun;
 
-ToolRun run_tool(const std::string& command) {
-  const auto dir = test::scratch_dir("run");
-  const std::string cmd = command + " </dev/null >" + (dir / "out").string() + " 2>" + (dir / "err").string();
-  const int status = std::system(cmd.c_str());
-  auto slurp = [](const fs::path& p) {
-    std::ifstream f(p);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(dir / "out"), slurp(dir / "err")};
-}
+ToolRun run_tool(const std::string& command) { return test::run_command(command); }
 
 std::string error_of(const std::function<void()>& fn) {
   try {

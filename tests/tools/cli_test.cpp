@@ -19,29 +19,17 @@
 
 #include "checkpoint_writer/checkpoint_writer.h"
 #include "support/test_paths.h"
+#include "support/tool_run.h"
 
 namespace sspan {
 namespace {
 
 using ::testing::HasSubstr;
 
-struct CliRun {
-  int code;
-  std::string out, err;
-};
+using CliRun = test::ToolRun;
 
 CliRun run_cli(const std::string& args, const std::string& stdin_text = "") {
-  const auto dir = test::scratch_dir("run");
-  const auto in = dir / "stdin", out = dir / "stdout", err = dir / "stderr";
-  std::ofstream(in) << stdin_text;
-  const std::string cmd = std::string(SSPAN_GENERATE_BIN) + " " + args + " <" + in.string() + " >" + out.string() +
-                          " 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  auto slurp = [](const std::filesystem::path& p) {
-    std::ifstream f(p);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out), slurp(err)};
+  return test::run_command(std::string(SSPAN_GENERATE_BIN) + " " + args, stdin_text);
 }
 
 class Cli : public ::testing::Test {
@@ -372,17 +360,7 @@ TEST_F(Cli, CtrlCPrintsWhatWasDoneAndExits130) {
 }
 
 // Another tool's run: exit code and the two streams.
-CliRun run_tool(const char* bin, const std::string& args) {
-  const auto dir = test::scratch_dir("tool");
-  const auto out = dir / "stdout", err = dir / "stderr";
-  const std::string cmd = std::string(bin) + " " + args + " </dev/null >" + out.string() + " 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  auto slurp = [](const std::filesystem::path& p) {
-    std::ifstream f(p);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out), slurp(err)};
-}
+CliRun run_tool(const char* bin, const std::string& args) { return test::run_command(std::string(bin) + " " + args); }
 
 TEST_F(Cli, EvalJsonAndCsvAreTheDocumentAlone) {
   const auto data = model_ / "eval.jsonl";

@@ -11,6 +11,7 @@
 
 #include "e2e_replay.h"
 #include "runtime/runtime_fixture.h"
+#include "support/tool_run.h"
 
 namespace sspan {
 namespace {
@@ -69,21 +70,11 @@ TEST(E2eReplay, TheReplayTraceIsTheScoreTraceOfTheSameText) {
   }
 }
 
-struct CliRun {
-  int code;
-  std::string out, err;
-};
+using CliRun = test::ToolRun;
 
 CliRun bench_e2e(const std::string& args) {
-  const auto dir = test::scratch_dir("cli");
-  const std::string cmd = std::string(SSPAN_BENCH_BIN) + " e2e -m " + (test::source_dir() / "models/arith-tiny").string() +
-                          " -t 1 " + args + " >" + (dir / "out").string() + " 2>" + (dir / "err").string();
-  const int status = std::system(cmd.c_str());
-  auto slurp = [](const std::filesystem::path& p) {
-    std::ifstream f(p);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, slurp(dir / "out"), slurp(dir / "err")};
+  return test::run_command(std::string(SSPAN_BENCH_BIN) + " e2e -m " +
+                           (test::source_dir() / "models/arith-tiny").string() + " -t 1 " + args);
 }
 
 TEST(E2eCli, RunsDenseAndArithSideBySide) {

@@ -3,6 +3,8 @@
 // tokens/s and mean sparsity, overall and per length bucket of the reference solution.
 // Buckets run one at a time through the scheduler (continuous batching: a finished
 // sequence's slot is refilled from the same bucket), as `sspan-bench e2e` runs them.
+// With --score FILE instead: the perplexity of a text under each policy, every scored
+// token predicted by a decode step under it (eval/perplexity.h), per bucket of position.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +16,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "eval/perplexity.h"
+#include "eval/report.h"
 #include "eval/rouge.h"
 #include "io/json_strict.h"
 #include "sspan/engine.h"
@@ -31,23 +35,17 @@ struct Record {
   int line = 0;  // in the test set file
 };
 
+using sspan::eval::kAll;
+using sspan::eval::PolicyTable;
+using sspan::eval::Tally;
+
 struct Args {
-  std::string model_dir, data, task = "arith", format = "md", device = "cpu", tokenizer, kv_dtype = "auto";
+  std::string model_dir, data, score, task = "arith", format = "md", device = "cpu", tokenizer, kv_dtype = "auto";
   std::vector<std::string> spans{"dense", "arith"};
   int batch = 8, max_new = 512, bucket = 256, limit = 0, threads = 0, block = 64, max_context = 0;
-};
-
-// Per (policy, bucket) totals.
-struct Tally {
-  int n = 0, correct = 0;
-  double rouge1 = 0, rouge2 = 0, rougeL = 0, rougeLsum = 0;
-  int64_t tokens = 0, sparse_den = 0;
-  double seconds = 0, sparsity_sum = 0;
-  void add(const Tally& o) {
-    n += o.n, correct += o.correct, rouge1 += o.rouge1, rouge2 += o.rouge2, rougeL += o.rougeL,
-        rougeLsum += o.rougeLsum, tokens += o.tokens, seconds += o.seconds, sparsity_sum += o.sparsity_sum,
-        sparse_den += o.sparse_den;
-  }
+  int chunk = 0, prefix = 1;  // --score
+  // Options given on the command line that only one of the two modes reads.
+  std::vector<std::string> data_only, score_only;
 };
 
 std::vector<Record> read_records(const std::string& path, int limit) {
@@ -100,75 +98,18 @@ std::string strip_refs(const std::string& text) {
   return out;
 }
 
-std::string bucket_name(int b, int size) { return fmt::format("{}-{}", b * size, (b + 1) * size); }
-
-// Tokens/s of `policy` in bucket b over the dense policy's, when dense ran too.
-double ratio_vs_dense(const std::map<std::string, std::map<int, Tally>>& t, const std::string& policy, int b) {
-  const auto d = t.find("dense");
-  if (d == t.end() || !d->second.count(b)) return 0;
-  const Tally& x = t.at(policy).at(b);
-  const Tally& y = d->second.at(b);
-  if (x.seconds <= 0 || y.seconds <= 0 || y.tokens == 0) return 0;
-  return (double(x.tokens) / x.seconds) / (double(y.tokens) / y.seconds);
-}
-
-void print_table(const Args& a, const std::map<std::string, std::map<int, Tally>>& t) {
-  const bool arith = a.task == "arith";
-  if (a.format == "json") {
-    json out = json::array();
-    for (const auto& [policy, buckets] : t)
-      for (const auto& [b, x] : buckets) {
-        json row = {{"span", policy},
-                    {"bucket", b == INT32_MAX ? "all" : bucket_name(b, a.bucket)},
-                    {"n", x.n},
-                    {"tokens_per_s", x.seconds > 0 ? double(x.tokens) / x.seconds : 0},
-                    {"tokens_per_s_vs_dense", ratio_vs_dense(t, policy, b)},
-                    {"mean_sparsity", x.sparse_den ? x.sparsity_sum / double(x.sparse_den) : 0}};
-        if (arith) row["accuracy"] = x.n ? double(x.correct) / x.n : 0;
-        else row["rouge"] = {{"rouge1", x.rouge1 / x.n}, {"rouge2", x.rouge2 / x.n}, {"rougeL", x.rougeL / x.n},
-                             {"rougeLsum", x.rougeLsum / x.n}};
-        out.push_back(row);
-      }
-    std::cout << out.dump(2) << "\n";
-    return;
-  }
-  const bool csv = a.format == "csv";
-  const std::string quality = arith ? "accuracy %" : "R.1 | R.2 | R.L | R.Lsum";
-  if (csv)
-    std::cout << (arith ? "bucket,span,n,accuracy,tokens_per_s,tokens_per_s_vs_dense,mean_sparsity\n"
-                        : "bucket,span,n,rouge1,rouge2,rougeL,rougeLsum,tokens_per_s,tokens_per_s_vs_dense,mean_sparsity\n");
+// md is a report for people: the run's description heads it. json and csv are
+// documents for programs: stdout holds the document alone, the description goes to stderr.
+void print_report(const Args& a, const std::string& about, const sspan::eval::ReportLayout& layout,
+                  const PolicyTable& table) {
+  if (a.format == "md")
+    std::cout << about << "\n\n";
   else
-    std::cout << "| bucket (reference tokens) | span | n | " << quality
-              << " | tokens/s | vs dense | mean sparsity |\n|---|---|---:|" << (arith ? "---:" : "---:|---:|---:|---:")
-              << "|---:|---:|---:|\n";
-  std::map<int, std::vector<std::pair<std::string, Tally>>> by_bucket;
-  for (const auto& [policy, buckets] : t)
-    for (const auto& [b, x] : buckets) by_bucket[b].push_back({policy, x});
-  for (auto& [b, rows] : by_bucket) {
-    const std::string name = b == INT32_MAX ? "all" : bucket_name(b, a.bucket);
-    for (const auto& [policy, x] : rows) {
-      const double tps = x.seconds > 0 ? double(x.tokens) / x.seconds : 0;
-      const double sp = x.sparse_den ? x.sparsity_sum / double(x.sparse_den) : 0;
-      const double vs = ratio_vs_dense(t, policy, b);
-      const std::string vs_text = vs > 0 ? fmt::format("{:.3f}", vs) : (csv ? "" : "-");
-      const std::string q = arith ? fmt::format("{:.1f}", 100.0 * x.correct / x.n)
-                                  : fmt::format(fmt::runtime(csv ? "{:.4f},{:.4f},{:.4f},{:.4f}" : "{:.1f} | {:.1f} | {:.1f} | {:.1f}"),
-                                                (csv ? 1 : 100) * x.rouge1 / x.n, (csv ? 1 : 100) * x.rouge2 / x.n,
-                                                (csv ? 1 : 100) * x.rougeL / x.n, (csv ? 1 : 100) * x.rougeLsum / x.n);
-      if (csv)
-        std::cout << fmt::format("{},{},{},{},{:.1f},{},{:.4f}\n", name, policy, x.n, q, tps, vs_text, sp);
-      else
-        std::cout << fmt::format("| {} | {} | {} | {} | {:.1f} | {} | {:.3f} |\n", name, policy, x.n, q, tps, vs_text, sp);
-    }
-  }
+    std::fprintf(stderr, "%s\n", about.c_str());
+  sspan::eval::print_table(layout, table);
 }
 
-int run(const Args& a) {
-  // Policies first: a typo is an error before anything loads. "recycled:k=64,stride=16"
-  // is one policy, however the command line split it.
-  const std::vector<std::string> spans = sspan::SpanPolicy::split_list(fmt::format("{}", fmt::join(a.spans, ",")));
-  for (const auto& p : spans) sspan::SpanPolicy::parse(p, a.block);
-  auto records = read_records(a.data, a.limit);
+sspan::Engine load_engine(const Args& a, int max_context) {
   sspan::EngineOptions eo;
   eo.model_dir = a.model_dir;
   eo.tokenizer_file = a.tokenizer;
@@ -176,14 +117,19 @@ int run(const Args& a) {
   eo.threads = a.threads;
   eo.kv_dtype = a.kv_dtype;
   eo.max_batch = a.batch;
-  eo.max_context = a.max_context;
-  sspan::Engine engine(eo);
+  eo.max_context = max_context;
+  return sspan::Engine(eo);
+}
+
+int run_tasks(const Args& a, const std::vector<std::string>& spans) {
+  auto records = read_records(a.data, a.limit);
+  sspan::Engine engine = load_engine(a, a.max_context);
   for (auto& r : records) r.ref_tokens = int(engine.tokenizer().encode_continuation(r.completion).size());
 
   std::map<int, std::vector<size_t>> buckets;  // bucket -> records, in file order
   for (size_t i = 0; i < records.size(); ++i) buckets[records[i].ref_tokens / a.bucket].push_back(i);
 
-  std::map<std::string, std::map<int, Tally>> table;
+  PolicyTable table;
   for (const auto& policy : spans) {
     sspan::GenerateOptions g;
     g.max_new_tokens = a.max_new;
@@ -226,39 +172,92 @@ int run(const Args& a) {
       }
       bucket_total.seconds = wall;  // tokens/s: the bucket's generated tokens over its wall time
       table[policy][bucket].add(bucket_total);
-      table[policy][INT32_MAX].add(bucket_total);
-      std::fprintf(stderr, "%s: bucket %s, %zu records, %.1f s\n", policy.c_str(), bucket_name(bucket, a.bucket).c_str(),
-                   members.size(), wall);
+      table[policy][kAll].add(bucket_total);
+      std::fprintf(stderr, "%s: bucket %s, %zu records, %.1f s\n", policy.c_str(),
+                   sspan::eval::bucket_name(bucket, a.bucket).c_str(), members.size(), wall);
     }
   }
-  // md is a report for people: the run's description heads it. json and csv are
-  // documents for programs: stdout holds the document alone, the description goes to stderr.
   const std::string about = fmt::format("model {} | test set {} ({} records) | batch {} | {}", a.model_dir, a.data,
                                         records.size(), a.batch, engine.load_stats().backend);
-  if (a.format == "md")
-    std::cout << about << "\n\n";
-  else
-    std::fprintf(stderr, "%s\n", about.c_str());
-  print_table(a, table);
+  const sspan::eval::Quality q = a.task == "arith" ? sspan::eval::Quality::Accuracy : sspan::eval::Quality::Rouge;
+  print_report(a, about, {q, a.format, a.bucket, "reference tokens"}, table);
   return 0;
+}
+
+int run_score(const Args& a, const std::vector<std::string>& spans) {
+  // The KV cache holds one chunk per slot: --chunk sizes it unless --max-context does.
+  sspan::Engine engine = load_engine(a, a.max_context > 0 ? a.max_context : a.chunk);
+  const int chunk = a.chunk > 0 ? a.chunk : engine.max_context();
+  if (chunk > engine.max_context())
+    throw sspan::Error(fmt::format("--chunk {} is longer than the context of {} tokens (--max-context; model limit {})",
+                                   chunk, engine.max_context(), engine.config().max_position_embeddings));
+  const auto text = sspan::eval::read_text_chunks(a.score, engine.tokenizer(), chunk, a.prefix, a.limit);
+  if (text.dropped_tokens > 0)
+    std::fprintf(stderr, "%s: %lld of %lld tokens not scored (%s)\n", a.score.c_str(),
+                 static_cast<long long>(text.dropped_tokens), static_cast<long long>(text.text_tokens),
+                 a.limit > 0 ? "--limit, or a final chunk too short" : "a final chunk too short to score");
+
+  PolicyTable table;
+  for (const auto& policy : spans) {
+    const sspan::eval::ScoreOptions o{{policy, a.block}, a.prefix, a.bucket};
+    table[policy] = sspan::eval::score_chunks(engine, text.chunks, o);
+    const Tally& all = table[policy][kAll];
+    std::fprintf(stderr, "%s: %d chunks, %lld tokens scored, %.1f s\n", policy.c_str(), all.n,
+                 static_cast<long long>(all.tokens), all.seconds);
+  }
+  const std::string about =
+      fmt::format("model {} | text {} ({} tokens, {} chunks of up to {}, prefix {}) | batch {} | {}", a.model_dir,
+                  a.score, text.text_tokens, text.chunks.size(), chunk, a.prefix, a.batch, engine.load_stats().backend);
+  print_report(a, about, {sspan::eval::Quality::Perplexity, a.format, a.bucket, "position in chunk"}, table);
+  return 0;
+}
+
+int run(const Args& a) {
+  if (a.data.empty() == a.score.empty())
+    throw sspan::Error(a.data.empty() ? "give a JSONL test set (--data FILE) or a text to score (--score FILE)"
+                                      : "--data and --score are two modes: give one of them");
+  const auto& wrong = a.data.empty() ? a.data_only : a.score_only;
+  if (!wrong.empty())
+    throw sspan::Error(fmt::format("{} applies to {} only", wrong.front(), a.data.empty() ? "--data" : "--score"));
+  // Policies first: a typo is an error before anything loads. "recycled:k=64,stride=16"
+  // is one policy, however the command line split it.
+  const std::vector<std::string> spans = sspan::SpanPolicy::split_list(fmt::format("{}", fmt::join(a.spans, ",")));
+  for (const auto& p : spans) sspan::SpanPolicy::parse(p, a.block);
+  return a.data.empty() ? run_score(a, spans) : run_tasks(a, spans);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"sspan-eval: task quality, tokens/s and sparsity of span policies on a JSONL test set"};
+  CLI::App app{"sspan-eval: task quality (a JSONL test set) or perplexity (a text), tokens/s and sparsity of span "
+               "policies"};
   Args a;
   app.add_option("-m,--model", a.model_dir, "Model: a directory, a .gguf file or a .safetensors file")
       ->required()
       ->check(CLI::ExistingPath);
-  app.add_option("-d,--data", a.data, "JSONL test set: {prompt, completion[, answer]} per line")->required();
-  app.add_option("--task", a.task, "arith (accuracy of the last term) or summary (ROUGE)")
-      ->check(CLI::IsMember({"arith", "summary"}));
+  app.add_option("-d,--data", a.data, "JSONL test set: {prompt, completion[, answer]} per line");
+  app.add_option("--score", a.score,
+                 "Text file ('-': standard input) whose perplexity to measure, instead of --data: cut into chunks "
+                 "that prefill --prefix tokens and decode the rest teacher-forced; every token predicted by a "
+                 "decode step is scored");
+  auto* task = app.add_option("--task", a.task, "arith (accuracy of the last term) or summary (ROUGE)")
+                   ->check(CLI::IsMember({"arith", "summary"}));
   app.add_option("--span", a.spans, "Span policies to compare (comma-separated)")->delimiter(',');
   app.add_option("--batch", a.batch, "Sequences decoded together (KV slots)")->check(CLI::PositiveNumber);
-  app.add_option("-n,--n-predict", a.max_new, "Maximum generated tokens per record")->check(CLI::PositiveNumber);
-  app.add_option("--bucket", a.bucket, "Length bucket size in reference completion tokens")->check(CLI::PositiveNumber);
-  app.add_option("--limit", a.limit, "Evaluate only the first N records")->check(CLI::NonNegativeNumber);
+  auto* n_predict =
+      app.add_option("-n,--n-predict", a.max_new, "Maximum generated tokens per record")->check(CLI::PositiveNumber);
+  app.add_option("--bucket", a.bucket,
+                 "Length bucket size: in reference completion tokens (--data) or positions in the chunk (--score)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--limit", a.limit, "Evaluate only the first N records (--score: chunks)")
+      ->check(CLI::NonNegativeNumber);
+  auto* chunk = app.add_option("--chunk", a.chunk,
+                               "--score: tokens per chunk, BOS included (default: the context; llama-perplexity's -c)")
+                    ->check(CLI::PositiveNumber);
+  auto* prefix = app.add_option("--prefix", a.prefix,
+                                "--score: tokens of each chunk prefilled before decoding (default 1: BOS, when the "
+                                "tokenizer adds one)")
+                     ->check(CLI::PositiveNumber);
   app.add_option("--span-block", a.block, "Span encoding block size")->check(CLI::IsMember({16, 32, 64, 128, 256}));
   app.add_option("--max-context", a.max_context, "KV cache context length")->check(CLI::PositiveNumber);
   app.add_option("--format", a.format, "md, csv or json")->check(CLI::IsMember({"md", "csv", "json"}));
@@ -268,6 +267,10 @@ int main(int argc, char** argv) {
   app.add_option("--kv-dtype", a.kv_dtype, "CPU KV cache type (auto: f16 for half-precision checkpoints)")
       ->check(CLI::IsMember({"auto", "f32", "f16", "bf16"}));
   CLI11_PARSE(app, argc, argv);
+  for (const CLI::Option* o : {task, n_predict})
+    if (o->count() > 0) a.data_only.push_back(o->get_name());
+  for (const CLI::Option* o : {chunk, prefix})
+    if (o->count() > 0) a.score_only.push_back(o->get_name());
   sspan::set_log_level(sspan::LogLevel::Warn);
   try {
     return run(a);

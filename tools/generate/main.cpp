@@ -19,6 +19,7 @@
 #include <thread>
 #include <nlohmann/json.hpp>
 
+#include "common/text_input.h"
 #include "generate/batch_file.h"
 #include "generate/trace_writer.h"
 #include "io/json_strict.h"
@@ -84,42 +85,6 @@ std::vector<std::string> rewrite_llama_cpp_flags(int argc, char** argv) {
   return args;
 }
 
-// Standard input and FIFOs are fine (`-f <(cmd)`), but reading stops at a limit far above
-// any context, so `-f /dev/zero` is an error rather than a process that eats all memory.
-constexpr size_t kMaxInputBytes = size_t(256) << 20;
-
-std::string read_stream(std::istream& in, const std::string& path, const char* what) {
-  std::string text;
-  char buf[1 << 16];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    text.append(buf, size_t(in.gcount()));
-    if (text.size() > kMaxInputBytes)
-      throw sspan::Error(fmt::format("{} '{}' is larger than {} MB", what, path, kMaxInputBytes >> 20));
-  }
-  if (in.bad()) throw sspan::Error(fmt::format("reading {} '{}' failed", what, path));
-  return text;
-}
-
-std::string read_text(const std::string& path, const char* what) {
-  if (path == "-") return read_stream(std::cin, path, what);
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw sspan::Error(fmt::format("cannot read {} '{}'", what, path));
-  return read_stream(f, path, what);
-}
-
-// Prompts and completions are UTF-8 text: refuse other bytes before any work is done,
-// naming the file and the offset, rather than tokenize bytes the model never saw as text.
-std::string checked_utf8(std::string text, const char* what, const std::string& path) {
-  const size_t bad = sspan::io::find_invalid_utf8(text);
-  if (bad != std::string::npos)
-    throw sspan::Error(fmt::format("{} '{}' is not valid UTF-8 (byte {})", what, path, bad));
-  return text;
-}
-
-std::string read_utf8_text(const std::string& path, const char* what) {
-  return checked_utf8(read_text(path, what), what, path);
-}
-
 // One JSON document per line. Invalid UTF-8 (a tokenizer piece that is not text) becomes
 // U+FFFD instead of an exception after all the work is done.
 std::string json_line(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"; }
@@ -139,7 +104,7 @@ void print_load_progress(size_t done, size_t total) {
 }
 
 int run_score(sspan::Engine& engine, const Args& a, const std::string& prompt) {
-  const std::string completion = read_utf8_text(a.score_file, "completion file");
+  const std::string completion = sspan::tools::read_utf8_text(a.score_file, "completion file");
   sspan::tools::TraceWriter trace(a.trace_file, 1);
   sspan::GenerateCallbacks cb;
   if (trace.enabled()) cb.on_trace = [&](const sspan::TraceRecord& r) { trace.write(r); };
@@ -400,10 +365,11 @@ int main(int argc, char** argv) {
     } else {
       a.gen.sampling.seed = uint64_t(a.seed);
     }
+    using namespace sspan::tools;
     std::vector<std::string> prompts =
         prompt_text            ? std::vector<std::string>{checked_utf8(*prompt_text, "prompt", "-p")}
         : a.batch_file.empty() ? std::vector<std::string>{read_utf8_text(a.prompt_file, "prompt file")}
-                               : sspan::tools::parse_batch_jsonl(read_text(a.batch_file, "batch file"), a.batch_file);
+                               : parse_batch_jsonl(read_text(a.batch_file, "batch file"), a.batch_file);
 
     sspan::EngineOptions eo;
     eo.model_dir = a.model_dir;
