@@ -3,7 +3,6 @@
 // datasets and policies are clear errors naming the record or the policy.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <fstream>
 #include <map>
@@ -134,46 +133,31 @@ TEST(E2eCli, BadInputIsAnErrorNamingTheRecordOrThePolicy) {
 
 // Every sspan-bench subcommand reads a list as comma-separated values, and a count that must
 // be positive is a usage error, not an empty table.
+CliRun bench(const std::string& args) { return test::run_command(std::string(SSPAN_BENCH_BIN) + " " + args); }
+
 TEST(BenchCli, ListsAreCommaSeparatedAndCountsPositiveInEverySubcommand) {
-  const auto dir = test::scratch_dir("bench_cli");
-  auto run = [&](const std::string& args) {
-    const std::string cmd = std::string(SSPAN_BENCH_BIN) + " " + args + " >" + (dir / "out").string() + " 2>" +
-                            (dir / "err").string();
-    const int status = std::system(cmd.c_str());
-    std::ifstream f(dir / "err");
-    return std::pair(WIFEXITED(status) ? WEXITSTATUS(status) : 128, std::string(std::istreambuf_iterator<char>(f), {}));
-  };
-  const auto ok = run("span-encode --block-sizes 16,64 --contexts 256,512 --window 4 --reps 1");
-  EXPECT_EQ(ok.first, 0) << ok.second;
-  const auto bad_block = run("span-encode --block-sizes 16,48 --contexts 256");
-  EXPECT_NE(bad_block.first, 0);
-  EXPECT_THAT(bad_block.second, HasSubstr("--block-sizes"));
+  const CliRun ok = bench("span-encode --block-sizes 16,64 --contexts 256,512 --window 4 --reps 1");
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  const CliRun bad_block = bench("span-encode --block-sizes 16,48 --contexts 256");
+  EXPECT_NE(bad_block.code, 0);
+  EXPECT_THAT(bad_block.err, HasSubstr("--block-sizes"));
   const std::string model = (test::source_dir() / "models/arith-tiny").string();
-  const auto zero_clients = run("serve -m " + model + " --clients 0");
-  EXPECT_NE(zero_clients.first, 0);
-  EXPECT_THAT(zero_clients.second, HasSubstr("--clients"));
-  const auto zero_batch = run("decode -m " + model + " --batch 0");
-  EXPECT_NE(zero_batch.first, 0);
-  EXPECT_THAT(zero_batch.second, HasSubstr("--batch"));
-  const auto zero_context = run("attention --context 0");
-  EXPECT_NE(zero_context.first, 0);
-  EXPECT_THAT(zero_context.second, HasSubstr("--context"));
+  const CliRun zero_clients = bench("serve -m " + model + " --clients 0");
+  EXPECT_NE(zero_clients.code, 0);
+  EXPECT_THAT(zero_clients.err, HasSubstr("--clients"));
+  const CliRun zero_batch = bench("decode -m " + model + " --batch 0");
+  EXPECT_NE(zero_batch.code, 0);
+  EXPECT_THAT(zero_batch.err, HasSubstr("--batch"));
+  const CliRun zero_context = bench("attention --context 0");
+  EXPECT_NE(zero_context.code, 0);
+  EXPECT_THAT(zero_context.err, HasSubstr("--context"));
 }
 
 // sspan-bench decode --span: the tg test once per policy, each row's span from the policy's
 // tracker, with the mean sparsity it attended and the ratio to dense.
 TEST(BenchCli, DecodeRunsEachSpanPolicySideBySide) {
-  const auto dir = test::scratch_dir("bench_decode_span");
-  auto run = [&](const std::string& args) {
-    const std::string cmd = std::string(SSPAN_BENCH_BIN) + " decode -m " +
-                            (test::source_dir() / "models/arith-tiny").string() + " -t 1 " + args + " >" +
-                            (dir / "out").string() + " 2>" + (dir / "err").string();
-    const int status = std::system(cmd.c_str());
-    auto slurp = [](const std::filesystem::path& p) {
-      std::ifstream f(p);
-      return std::string(std::istreambuf_iterator<char>(f), {});
-    };
-    return CliRun{WIFEXITED(status) ? WEXITSTATUS(status) : 128, slurp(dir / "out"), slurp(dir / "err")};
+  const auto run = [](const std::string& args) {
+    return bench("decode -m " + (test::source_dir() / "models/arith-tiny").string() + " -t 1 " + args);
   };
   // 40 prompt tokens + 4 steps: a sink of 2 and a window of 8 attend 10 of 42..45 positions.
   const CliRun r = run("--pp 16 --max-step-rows 8 --prompt-tokens 40 --steps 4 --reps 1 --batch 2 --format json "
@@ -211,19 +195,12 @@ TEST(BenchCli, DecodeWithoutATokenizerRunsThePoliciesThatReadNoText) {
   for (const char* f : {"config.json", "model.safetensors"})
     std::filesystem::copy_file(test::source_dir() / "models/arith-tiny" / f, weights / f,
                                std::filesystem::copy_options::overwrite_existing);
-  const auto out = weights / "out", err = weights / "err";
-  auto run = [&](const std::string& args) {
-    const std::string cmd = std::string(SSPAN_BENCH_BIN) + " decode -m " + weights.string() + " -t 1 " + args + " >" +
-                            out.string() + " 2>" + err.string();
-    const int status = std::system(cmd.c_str());
-    std::ifstream f(err);
-    return std::pair(WIFEXITED(status) ? WEXITSTATUS(status) : 128, std::string(std::istreambuf_iterator<char>(f), {}));
-  };
-  const auto ok = run("--pp 8 --prompt-tokens 16 --steps 2 --reps 1 --batch 2 --span dense,window:recent=4");
-  EXPECT_EQ(ok.first, 0) << ok.second;
-  const auto grammar = run("--span dense,arith");
-  EXPECT_NE(grammar.first, 0);
-  EXPECT_THAT(grammar.second, HasSubstr("--span arith reads the text of the tokens"));
+  const auto run = [&](const std::string& args) { return bench("decode -m " + weights.string() + " -t 1 " + args); };
+  const CliRun ok = run("--pp 8 --prompt-tokens 16 --steps 2 --reps 1 --batch 2 --span dense,window:recent=4");
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  const CliRun grammar = run("--span dense,arith");
+  EXPECT_NE(grammar.code, 0);
+  EXPECT_THAT(grammar.err, HasSubstr("--span arith reads the text of the tokens"));
 }
 
 }  // namespace
