@@ -21,12 +21,14 @@ StepBuffers::~StepBuffers() {
 
 int64_t StepBuffers::total_words() const { return off_records() + int64_t(cap_blocks_) * (1 + kMaxWordsPerBlock); }
 
-bool StepBuffers::reserve(int max_rows, int max_blocks) {
-  if (max_rows <= cap_rows_ && max_blocks <= cap_blocks_) return false;
+bool StepBuffers::reserve(int max_rows, int max_blocks, int max_span_rows) {
+  max_span_rows = std::max(max_span_rows, max_rows);
+  if (max_rows <= cap_rows_ && max_blocks <= cap_blocks_ && max_span_rows <= cap_span_rows_) return false;
   if (!copied_) SSPAN_CUDA_CHECK(cudaEventCreateWithFlags(&copied_, cudaEventDisableTiming));
   SSPAN_CUDA_CHECK(cudaEventSynchronize(copied_));  // the old staging buffer may still be read
   cap_rows_ = std::max({cap_rows_, max_rows, 1});
   cap_blocks_ = std::max({cap_blocks_, max_blocks, 1});
+  cap_span_rows_ = std::max({cap_span_rows_, max_span_rows, cap_rows_});
   const size_t bytes = size_t(total_words()) * sizeof(int32_t);
   staging_ = PinnedBuffer(bytes);
   device_ = DeviceBuffer(bytes, "step metadata");
@@ -42,6 +44,10 @@ void StepBuffers::point_device() {
   dev_.slot = base + off_slot();
   dev_.tail_start = base + off_tail();
   dev_.indptr = base + off_indptr();
+  dev_.head_first = base + off_head_first();
+  dev_.mass_record = base + off_mass_record();
+  dev_.mass_rows = base + off_mass_rows();
+  dev_.query_rows = base + off_query_rows();
   dev_.logit_rows = base + off_logit_rows();
   dev_.prefill_tiles = base + off_tiles();
   dev_.decode_rows = base + off_decode_rows();
@@ -51,20 +57,31 @@ void StepBuffers::point_device() {
 
 bool StepBuffers::upload(const StepBatch& step, const StepLimits& limits, int min_prefill_run, cudaStream_t stream) {
   validate_step(step, limits);
-  SSPAN_CHECK(step.mass_rows.empty() && step.query_rows.empty() && (!step.head_span || step.head_span->rows() == 0),
-              "set_step: the CUDA backend records no attention mass or queries and runs no per-(layer, KV head) "
-              "spans (the recycled span policy); run that policy on the CPU backend");
   const int n = int(step.tokens.size());
   StepInfo info;
   info.rows = n;
   info.logit_rows = int(step.logit_rows.size());
+  info.mass_rows = int(step.mass_rows.size());
+  info.query_rows = int(step.query_rows.size());
   if (step.span) {
     info.block_size = step.span->block_size;
     info.words_per_block = step.span->words_per_block();
     info.nnz = int(step.span->block_ids.size());
   }
+  // PerHead rows read L * Hkv rows of the head span each (validate_step checked its shape).
+  const int heads_per_row = limits.layers * limits.kv_heads;
+  int per_head = 0;
+  for (const RowMode m : step.mode) per_head += m == RowMode::PerHead;
+  const SpanBatch* heads = per_head > 0 ? step.head_span : nullptr;
+  if (heads) {
+    SSPAN_CHECK(heads->block_size == info.block_size,
+                "set_step: the head span has blocks of {} positions but the span of {} (one block size per step)",
+                heads->block_size, info.block_size);
+    info.nnz += int(heads->block_ids.size());
+  }
+  info.span_rows = n + per_head * heads_per_row;
   SSPAN_CHECK(info.words_per_block <= kMaxWordsPerBlock, "set_step: {} mask words per block", info.words_per_block);
-  const bool grew = reserve(n, info.nnz);
+  const bool grew = reserve(n, info.nnz, info.span_rows);
   SSPAN_CUDA_CHECK(cudaEventSynchronize(copied_));  // the previous copy has read the staging buffer
 
   int32_t* h = host_words();
@@ -72,34 +89,58 @@ bool StepBuffers::upload(const StepBatch& step, const StepLimits& limits, int mi
   std::copy(step.pos.begin(), step.pos.end(), h + off_pos());
   std::copy(step.slot.begin(), step.slot.end(), h + off_slot());
   std::copy(step.logit_rows.begin(), step.logit_rows.end(), h + off_logit_rows());
+  std::copy(step.mass_rows.begin(), step.mass_rows.end(), h + off_mass_rows());
+  std::copy(step.query_rows.begin(), step.query_rows.end(), h + off_query_rows());
+  int32_t* mass_record = h + off_mass_record();
+  std::fill(mass_record, mass_record + n, -1);
+  for (int i = 0; i < info.mass_rows; ++i) mass_record[step.mass_rows[size_t(i)]] = i;
+  int32_t* head_first = h + off_head_first();
+  for (int r = 0, k = 0; r < n; ++r)
+    head_first[r] = step.mode[size_t(r)] == RowMode::PerHead ? n + heads_per_row * k++ : -1;
+
   const int rec = 1 + info.words_per_block;
-  if (step.span) {
-    const SpanBatch& sb = *step.span;
-    std::copy(sb.tail_start.begin(), sb.tail_start.end(), h + off_tail());
-    std::copy(sb.indptr.begin(), sb.indptr.end(), h + off_indptr());
-    int32_t* records = h + off_records();
-    for (int e = 0; e < info.nnz; ++e) {
-      records[int64_t(e) * rec] = sb.block_ids[size_t(e)];
-      std::memcpy(records + int64_t(e) * rec + 1, &sb.masks[size_t(e) * size_t(info.words_per_block)],
-                  sizeof(uint32_t) * size_t(info.words_per_block));
+  int32_t* tails = h + off_tail();
+  int32_t* indptr = h + off_indptr();
+  int32_t* records = h + off_records();
+  // Rows [first, first + sb.rows()) of the span rows and their blocks from entry `entry` on.
+  const auto pack = [&](const SpanBatch& sb, int first, int entry) {
+    std::copy(sb.tail_start.begin(), sb.tail_start.end(), tails + first);
+    for (int r = 0; r <= sb.rows(); ++r) indptr[first + r] = entry + sb.indptr[size_t(r)];
+    for (size_t e = 0; e < sb.block_ids.size(); ++e) {
+      int32_t* record = records + (int64_t(entry) + int64_t(e)) * rec;
+      record[0] = sb.block_ids[e];
+      std::memcpy(record + 1, &sb.masks[e * size_t(info.words_per_block)], sizeof(uint32_t) * size_t(info.words_per_block));
     }
+  };
+  int main_nnz = 0;
+  if (step.span) {
+    pack(*step.span, 0, 0);
+    main_nnz = int(step.span->block_ids.size());
   } else {  // every row Dense: no blocks, tails from 0
-    std::fill(h + off_tail(), h + off_tail() + n, 0);
-    std::fill(h + off_indptr(), h + off_indptr() + n + 1, 0);
+    std::fill(tails, tails + n, 0);
+    std::fill(indptr, indptr + n + 1, 0);
   }
-  info.routes = route_rows(step.pos, step.slot, step.mode, h + off_tiles(), h + off_decode_rows(), min_prefill_run);
+  if (heads) pack(*heads, n, main_nnz);
+  info.routes = route_rows(step.pos, step.slot, step.mode, h + off_tiles(), h + off_decode_rows(), min_prefill_run,
+                           step.mass_rows);
 
   // The decode kernel's longest work list: 32-token sub-tiles of the listed blocks, then
-  // 32-token chunks of the dense tail (split planning).
+  // 32-token chunks of the dense tail (split planning), over every span row a decode row reads.
   const int items_per_block = std::max(1, info.block_size / kDecodeTileTokens);
-  const int32_t* tails = h + off_tail();
-  const int32_t* indptr = h + off_indptr();
+  const auto items_of = [&](int span_row, int32_t pos) {
+    const int tail_len = pos - tails[span_row] + 1;
+    return (indptr[span_row + 1] - indptr[span_row]) * items_per_block +
+           (tail_len + kDecodeTileTokens - 1) / kDecodeTileTokens;
+  };
   for (int i = 0; i < info.routes.decode_rows; ++i) {
     const int r = h[off_decode_rows() + i];
-    const int tail_len = step.pos[size_t(r)] - tails[r] + 1;
-    const int items =
-        (indptr[r + 1] - indptr[r]) * items_per_block + (tail_len + kDecodeTileTokens - 1) / kDecodeTileTokens;
-    info.max_decode_items = std::max(info.max_decode_items, items);
+    const int32_t pos = step.pos[size_t(r)];
+    if (head_first[r] < 0) {
+      info.max_decode_items = std::max(info.max_decode_items, items_of(r, pos));
+      continue;
+    }
+    for (int j = 0; j < heads_per_row; ++j)
+      info.max_decode_items = std::max(info.max_decode_items, items_of(head_first[r] + j, pos));
   }
 
   slot_seen_.assign(size_t(limits.slots), 0);
