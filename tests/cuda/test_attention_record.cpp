@@ -66,6 +66,77 @@ std::string describe(const RecordCase& c) {
          cuda::decode_math_name(c.math) + " splits=" + std::to_string(c.splits) + " warps=" + std::to_string(c.warps);
 }
 
+// One decode launch on the device: the cache and queries of `rows` rows (one slot each),
+// the output, the span rows and the split states, and the parameters pointing at them
+// (no record, no per-head rows: the tests add those).
+struct DecodeLaunch {
+  DType dtype;
+  size_t q_elems;
+  DeviceBuffer k, v, q, out, slot, indptr, ids, masks, tail, pos, part_o, part_m, part_d;
+  kernels::SparseDecodeParams p;
+
+  DecodeLaunch(DType dtype, const std::vector<float>& k_host, const std::vector<float>& v_host,
+               const std::vector<float>& q_host, const std::vector<int32_t>& slot_host,
+               const std::vector<int32_t>& pos_host, const SpanBatch& span_rows, int q_heads, int kv_heads,
+               int head_dim, int max_ctx, DecodeMath math, int splits, int warps)
+      : dtype(dtype),
+        q_elems(q_host.size()),
+        k(k_host.size() * dtype_size(dtype), "keys"),
+        v(v_host.size() * dtype_size(dtype), "values"),
+        q(q_host.size() * dtype_size(dtype), "queries"),
+        out(q_host.size() * dtype_size(dtype), "out"),
+        slot(device_copy(slot_host, "slot")),
+        indptr(device_copy(span_rows.indptr, "indptr")),
+        ids(device_copy(span_rows.block_ids, "block ids")),
+        masks(device_copy(span_rows.masks, "masks")),
+        tail(device_copy(span_rows.tail_start, "tail")),
+        pos(device_copy(pos_host, "pos")) {
+    upload_as(dtype, k_host, k.get());
+    upload_as(dtype, v_host, v.get());
+    upload_as(dtype, q_host, q.get());
+    const int rows = int(pos_host.size());
+    const size_t states = size_t(rows) * size_t(q_heads) * size_t(splits);
+    part_o = DeviceBuffer(states * size_t(head_dim) * 4, "part o");
+    part_m = DeviceBuffer(states * 4, "part m");
+    part_d = DeviceBuffer(states * 4, "part d");
+    p.q = q.get();
+    p.k_cache = k.get();
+    p.v_cache = v.get();
+    p.q_row_stride = p.out_row_stride = int64_t(q_heads) * head_dim;
+    p.cache_head_stride = int64_t(max_ctx) * head_dim;
+    p.cache_slot_stride = p.cache_head_stride * kv_heads;
+    p.max_ctx = max_ctx;
+    p.slot = slot.as<int32_t>();
+    p.indptr = indptr.as<int32_t>();
+    p.block_ids = ids.as<int32_t>();
+    p.masks = masks.as<uint32_t>();
+    p.mask_stride = span_rows.words_per_block();
+    p.tail_start = tail.as<int32_t>();
+    p.pos = pos.as<int32_t>();
+    p.out = out.get();
+    p.part_o = part_o.as<float>();
+    p.part_m = part_m.as<float>();
+    p.part_d = part_d.as<float>();
+    p.rows = rows;
+    p.q_heads = q_heads;
+    p.kv_heads = kv_heads;
+    p.head_dim = head_dim;
+    p.block_size = span_rows.block_size;
+    p.splits = splits;
+    p.scale = 1.f / std::sqrt(float(head_dim));
+    p.warps = warps;
+    p.math = math;
+  }
+
+  // The attention output of a launch with the current parameters (poisoned first).
+  std::vector<float> run() {
+    poison(dtype, out.get(), q_elems);
+    kernels::launch_sparse_decode_attention(p, dtype, test_stream());
+    EXPECT_EQ(cudaStreamSynchronize(test_stream()), cudaSuccess);
+    return download_as(dtype, out.get(), q_elems);
+  }
+};
+
 // The kernel's per-element tolerance on the mass: the scores are fp32 dot products of the
 // (rounded) inputs, but the tensor-core math sums probabilities rounded to the dtype into
 // its normaliser (fp16 2^-11, bf16 2^-8 relative each).
@@ -91,64 +162,23 @@ void run_record_case(const RecordCase& c) {
   for (int r = 0; r < 4; ++r) span.add_dense_row(pos[size_t(r)]);
   span.add_row(random_clusters(rng, pos[4] - 10, 16, 0.4), pos[4] - 10, pos[4]);
 
-  DeviceBuffer k_dev(cache_elems * dtype_size(c.dtype), "keys"), v_dev(cache_elems * dtype_size(c.dtype), "values");
-  DeviceBuffer q_dev(q_host.size() * dtype_size(c.dtype), "queries"), o_dev(q_host.size() * dtype_size(c.dtype), "out");
-  upload_as(c.dtype, k_host, k_dev.get());
-  upload_as(c.dtype, v_host, v_dev.get());
-  upload_as(c.dtype, q_host, q_dev.get());
-  DeviceBuffer slot_d = device_copy(slot, "slot"), indptr_d = device_copy(span.indptr, "indptr"),
-               ids_d = device_copy(span.block_ids, "block ids"), masks_d = device_copy(span.masks, "masks"),
-               tail_d = device_copy(span.tail_start, "tail"), pos_d = device_copy(pos, "pos"),
-               record_d = device_copy(record, "mass record"), mass_rows_d = device_copy(mass_rows, "mass rows");
+  DecodeLaunch launch(c.dtype, k_host, v_host, q_host, slot, pos, span, Hq, Hkv, D, C, c.math, c.splits, c.warps);
+  DeviceBuffer record_d = device_copy(record, "mass record"), mass_rows_d = device_copy(mass_rows, "mass rows");
   const int records = int(mass_rows.size());
   DeviceBuffer raw(size_t(records) * Hq * C * 4, "raw scores"), lse(size_t(records) * Hq * 4, "lse"),
       mass(size_t(records) * L * Hkv * C * 4, "mass");
   poison(DType::F32, raw.get(), size_t(records) * Hq * C);
   poison(DType::F32, mass.get(), size_t(records) * L * Hkv * C);
-  const int64_t states = int64_t(rows) * Hq * c.splits;
-  DeviceBuffer part_o(size_t(states) * D * 4, "part o"), part_m(size_t(states) * 4, "part m"),
-      part_d(size_t(states) * 4, "part d");
-
-  kernels::SparseDecodeParams p;
-  p.q = q_dev.get();
-  p.k_cache = k_dev.get();
-  p.v_cache = v_dev.get();
-  p.q_row_stride = p.out_row_stride = int64_t(Hq) * D;
-  p.cache_head_stride = int64_t(C) * D;
-  p.cache_slot_stride = p.cache_head_stride * Hkv;
-  p.max_ctx = C;
-  p.slot = slot_d.as<int32_t>();
-  p.indptr = indptr_d.as<int32_t>();
-  p.block_ids = ids_d.as<int32_t>();
-  p.masks = masks_d.as<uint32_t>();
-  p.mask_stride = span.words_per_block();
-  p.tail_start = tail_d.as<int32_t>();
-  p.pos = pos_d.as<int32_t>();
-  p.out = o_dev.get();
-  p.part_o = part_o.as<float>();
-  p.part_m = part_m.as<float>();
-  p.part_d = part_d.as<float>();
-  p.rows = rows;
-  p.q_heads = Hq;
-  p.kv_heads = Hkv;
-  p.head_dim = D;
-  p.block_size = span.block_size;
-  p.splits = c.splits;
-  p.scale = 1.f / std::sqrt(float(D));
-  p.warps = c.warps;
-  p.math = c.math;
+  kernels::SparseDecodeParams& p = launch.p;
   p.layer = 1;
 
   // Without the record, then with it: the attention output must not change at all.
-  poison(c.dtype, o_dev.get(), q_host.size());
-  kernels::launch_sparse_decode_attention(p, c.dtype, test_stream());
-  const std::vector<float> plain = download_as(c.dtype, o_dev.get(), q_host.size());
+  const std::vector<float> plain = launch.run();
   p.mass_record = record_d.as<int32_t>();
   p.raw_scores = raw.as<float>();
   p.raw_stride = C;
   p.score_lse = lse.as<float>();
-  poison(c.dtype, o_dev.get(), q_host.size());
-  kernels::launch_sparse_decode_attention(p, c.dtype, test_stream());
+  const std::vector<float> with = launch.run();
   kernels::AttentionMassParams m;
   m.mass_rows = mass_rows_d.as<int32_t>();
   m.pos = p.pos;
@@ -165,7 +195,6 @@ void run_record_case(const RecordCase& c) {
   m.max_keys = C;
   kernels::launch_attention_mass(m, test_stream());
   ASSERT_EQ(cudaStreamSynchronize(test_stream()), cudaSuccess);
-  const std::vector<float> with = download_as(c.dtype, o_dev.get(), q_host.size());
   for (size_t i = 0; i < plain.size(); ++i)
     ASSERT_EQ(std::memcmp(&plain[i], &with[i], sizeof(float)), 0) << "recording changed output element " << i;
 
@@ -271,52 +300,11 @@ TEST_F(AttentionRecordTest, PerHeadRowsReadTheirLayersSpans) {
         ASSERT_NO_THROW(all.validate());
         const std::vector<int32_t> head_first = {2, -1};
 
-        DeviceBuffer k_dev(cache_elems * dtype_size(dt), "keys"), v_dev(cache_elems * dtype_size(dt), "values");
-        DeviceBuffer q_dev(q_host.size() * dtype_size(dt), "queries"), o_dev(q_host.size() * dtype_size(dt), "out");
-        upload_as(dt, k_host, k_dev.get());
-        upload_as(dt, v_host, v_dev.get());
-        upload_as(dt, q_host, q_dev.get());
-        DeviceBuffer slot_d = device_copy(slot, "slot"), indptr_d = device_copy(all.indptr, "indptr"),
-                     ids_d = device_copy(all.block_ids, "block ids"), masks_d = device_copy(all.masks, "masks"),
-                     tail_d = device_copy(all.tail_start, "tail"), pos_d = device_copy(pos, "pos"),
-                     first_d = device_copy(head_first, "head first");
-        const int64_t states = int64_t(rows) * Hq * splits;
-        DeviceBuffer part_o(size_t(states) * D * 4, "part o"), part_m(size_t(states) * 4, "part m"),
-            part_d(size_t(states) * 4, "part d");
-        kernels::SparseDecodeParams p;
-        p.q = q_dev.get();
-        p.k_cache = k_dev.get();
-        p.v_cache = v_dev.get();
-        p.q_row_stride = p.out_row_stride = int64_t(Hq) * D;
-        p.cache_head_stride = int64_t(C) * D;
-        p.cache_slot_stride = p.cache_head_stride * Hkv;
-        p.max_ctx = C;
-        p.slot = slot_d.as<int32_t>();
-        p.indptr = indptr_d.as<int32_t>();
-        p.block_ids = ids_d.as<int32_t>();
-        p.masks = masks_d.as<uint32_t>();
-        p.mask_stride = all.words_per_block();
-        p.tail_start = tail_d.as<int32_t>();
-        p.pos = pos_d.as<int32_t>();
-        p.head_first = first_d.as<int32_t>();
-        p.layer = 1;
-        p.out = o_dev.get();
-        p.part_o = part_o.as<float>();
-        p.part_m = part_m.as<float>();
-        p.part_d = part_d.as<float>();
-        p.rows = rows;
-        p.q_heads = Hq;
-        p.kv_heads = Hkv;
-        p.head_dim = D;
-        p.block_size = B;
-        p.splits = splits;
-        p.scale = 1.f / std::sqrt(float(D));
-        p.warps = 4;
-        p.math = math;
-        poison(dt, o_dev.get(), q_host.size());
-        kernels::launch_sparse_decode_attention(p, dt, test_stream());
-        ASSERT_EQ(cudaStreamSynchronize(test_stream()), cudaSuccess);
-        const std::vector<float> got = download_as(dt, o_dev.get(), q_host.size());
+        DecodeLaunch launch(dt, k_host, v_host, q_host, slot, pos, all, Hq, Hkv, D, C, math, splits, 4);
+        const DeviceBuffer first_d = device_copy(head_first, "head first");
+        launch.p.head_first = first_d.as<int32_t>();
+        launch.p.layer = 1;
+        const std::vector<float> got = launch.run();
 
         // The CPU op on the same rows: layer 1's head rows of row 0, row 1's own span row.
         cpu::AttendedRanges ranges;

@@ -2,7 +2,8 @@
 // whole forward pass of a tiny random model (stored in the device dtype, so both read the
 // same weights): one tracker per backend, fed the same tokens. Full steps record the
 // attention mass (every element close to the CPU's), every step the mean last-layer query;
-// each tracker learns its spans from its own backend's record, and the spans must be the
+// each tracker learns its spans from its own backend's record (the GPU's from its device
+// top-k selection, checked against the host's on the same mass), and the spans must be the
 // CPU's wherever the CPU's k-th and (k+1)-th masses are further apart than twice the
 // largest CPU-GPU difference of that head (then no rounding can swap them). Recycled steps
 // run the CPU's per-(layer, KV head) spans on both backends and compare logits.
@@ -18,6 +19,8 @@
 #include "checkpoint_writer/checkpoint_writer.h"
 #include "cuda_test_util.h"
 #include "model/llama.h"
+#include "model_pair.h"
+#include "span/top_keys.h"
 #include "sspan/span.h"
 #include "support/test_paths.h"
 
@@ -73,16 +76,8 @@ void run_recycled_case(const RecycledCase& c) {
   const auto policy = SpanPolicy::parse(policy_spec);
   const auto cpu_tracker = policy->start(), gpu_tracker = policy->start();
 
-  // Forward `step` on both, logits compared as in test_cuda_model.cpp.
   auto forward_both = [&](const StepBatch& step, const std::string& what) {
-    cpu.forward(step);
-    gpu.forward(step);
-    const int m = int(step.logit_rows.size());
-    std::vector<float> a(size_t(m) * V), b(size_t(m) * V, NAN);
-    cpu.read_logits(a, m);
-    gpu.read_logits(b, m);
-    EXPECT_LE(rel_error(b, a), bound) << what;
-    expect_close(b, a, 5 * bound, what + " (every logit)");
+    forward_and_compare(cpu, gpu, step, bound, what);
   };
 
   // Prefill: 48 prompt tokens, dense (causal) under every policy.
@@ -128,7 +123,20 @@ void run_recycled_case(const RecycledCase& c) {
         decided[size_t(h)] = top_k_decided(std::span(cpu_mass).subspan(size_t(h) * keys, keys),
                                            std::span(gpu_mass).subspan(size_t(h) * keys, keys), c.k);
       cpu_tracker->take_mass(t, cpu_mass, L, Hkv);
-      gpu_tracker->take_mass(t, gpu_mass, L, Hkv);
+      // The GPU tracker takes the keys selected on the device (as the step runner gives
+      // them), which are exactly the host's selection from the GPU's own mass.
+      ASSERT_EQ(gpu_tracker->mass_top_k(), c.k);
+      const size_t kept = std::min(size_t(c.k), keys);
+      std::vector<int32_t> gpu_keys(size_t(L) * Hkv * kept, -1), order, want;
+      ASSERT_TRUE(gpu_be->read_attention_top_k(0, c.k, gpu_keys));
+      for (int h = 0; h < L * Hkv; ++h) {
+        span_detail::top_k_keys(std::span(gpu_mass).subspan(size_t(h) * keys, keys), c.k, order, want);
+        EXPECT_EQ(std::vector<int32_t>(gpu_keys.begin() + std::ptrdiff_t(size_t(h) * kept),
+                                       gpu_keys.begin() + std::ptrdiff_t(size_t(h + 1) * kept)),
+                  want)
+            << what << ": device top-k of (layer, KV head) row " << h;
+      }
+      gpu_tracker->take_top_keys(t, gpu_keys, L, Hkv);
     } else {  // a recycled step: the CPU's per-head spans on both backends
       ASSERT_TRUE(cpu_tracker->last_per_head()) << what;
       ++recycled_steps;
