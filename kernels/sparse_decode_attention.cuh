@@ -59,7 +59,8 @@ struct RowWork {
   int total_items;
 };
 
-// The span row that (step row, KV head) attends in this launch's layer.
+// The span row that (step row, KV head) attends in this launch's layer: cuda::span_row_of
+// (src/cuda/span_rows.h), where the host packs them.
 __device__ __forceinline__ int span_row_of(const SparseDecodeParams& p, int row, int kvh) {
   const int first = p.head_first ? p.head_first[row] : -1;
   return first >= 0 ? first + p.layer * p.kv_heads + kvh : row;

@@ -6,6 +6,7 @@
 #include "common/check.h"
 #include "cuda/cuda_check.h"
 #include "cuda/kernel_config.h"
+#include "cuda/span_rows.h"
 
 namespace sspan::cuda {
 
@@ -58,29 +59,17 @@ void StepBuffers::point_device() {
 bool StepBuffers::upload(const StepBatch& step, const StepLimits& limits, int min_prefill_run, cudaStream_t stream) {
   validate_step(step, limits);
   const int n = int(step.tokens.size());
+  const SpanRowsShape shape = span_rows_shape(step, limits.layers, limits.kv_heads);
+  SSPAN_CHECK(shape.words_per_block <= kMaxWordsPerBlock, "set_step: {} mask words per block", shape.words_per_block);
   StepInfo info;
   info.rows = n;
   info.logit_rows = int(step.logit_rows.size());
   info.mass_rows = int(step.mass_rows.size());
   info.query_rows = int(step.query_rows.size());
-  if (step.span) {
-    info.block_size = step.span->block_size;
-    info.words_per_block = step.span->words_per_block();
-    info.nnz = int(step.span->block_ids.size());
-  }
-  // PerHead rows read L * Hkv rows of the head span each (validate_step checked its shape).
-  const int heads_per_row = limits.layers * limits.kv_heads;
-  int per_head = 0;
-  for (const RowMode m : step.mode) per_head += m == RowMode::PerHead;
-  const SpanBatch* heads = per_head > 0 ? step.head_span : nullptr;
-  if (heads) {
-    SSPAN_CHECK(heads->block_size == info.block_size,
-                "set_step: the head span has blocks of {} positions but the span of {} (one block size per step)",
-                heads->block_size, info.block_size);
-    info.nnz += int(heads->block_ids.size());
-  }
-  info.span_rows = n + per_head * heads_per_row;
-  SSPAN_CHECK(info.words_per_block <= kMaxWordsPerBlock, "set_step: {} mask words per block", info.words_per_block);
+  info.block_size = shape.block_size;
+  info.words_per_block = shape.words_per_block;
+  info.nnz = shape.nnz;
+  info.span_rows = shape.span_rows;
   const bool grew = reserve(n, info.nnz, info.span_rows);
   SSPAN_CUDA_CHECK(cudaEventSynchronize(copied_));  // the previous copy has read the staging buffer
 
@@ -94,53 +83,27 @@ bool StepBuffers::upload(const StepBatch& step, const StepLimits& limits, int mi
   int32_t* mass_record = h + off_mass_record();
   std::fill(mass_record, mass_record + n, -1);
   for (int i = 0; i < info.mass_rows; ++i) mass_record[step.mass_rows[size_t(i)]] = i;
-  int32_t* head_first = h + off_head_first();
-  for (int r = 0, k = 0; r < n; ++r)
-    head_first[r] = step.mode[size_t(r)] == RowMode::PerHead ? n + heads_per_row * k++ : -1;
-
-  const int rec = 1 + info.words_per_block;
   int32_t* tails = h + off_tail();
   int32_t* indptr = h + off_indptr();
-  int32_t* records = h + off_records();
-  // Rows [first, first + sb.rows()) of the span rows and their blocks from entry `entry` on.
-  const auto pack = [&](const SpanBatch& sb, int first, int entry) {
-    std::copy(sb.tail_start.begin(), sb.tail_start.end(), tails + first);
-    for (int r = 0; r <= sb.rows(); ++r) indptr[first + r] = entry + sb.indptr[size_t(r)];
-    for (size_t e = 0; e < sb.block_ids.size(); ++e) {
-      int32_t* record = records + (int64_t(entry) + int64_t(e)) * rec;
-      record[0] = sb.block_ids[e];
-      std::memcpy(record + 1, &sb.masks[e * size_t(info.words_per_block)], sizeof(uint32_t) * size_t(info.words_per_block));
-    }
-  };
-  int main_nnz = 0;
-  if (step.span) {
-    pack(*step.span, 0, 0);
-    main_nnz = int(step.span->block_ids.size());
-  } else {  // every row Dense: no blocks, tails from 0
-    std::fill(tails, tails + n, 0);
-    std::fill(indptr, indptr + n + 1, 0);
-  }
-  if (heads) pack(*heads, n, main_nnz);
+  int32_t* head_first = h + off_head_first();
+  pack_span_rows(step, shape, tails, indptr, h + off_records(), head_first);
   info.routes = route_rows(step.pos, step.slot, step.mode, h + off_tiles(), h + off_decode_rows(), min_prefill_run,
                            step.mass_rows);
 
   // The decode kernel's longest work list: 32-token sub-tiles of the listed blocks, then
   // 32-token chunks of the dense tail (split planning), over every span row a decode row reads.
   const int items_per_block = std::max(1, info.block_size / kDecodeTileTokens);
-  const auto items_of = [&](int span_row, int32_t pos) {
-    const int tail_len = pos - tails[span_row] + 1;
-    return (indptr[span_row + 1] - indptr[span_row]) * items_per_block +
-           (tail_len + kDecodeTileTokens - 1) / kDecodeTileTokens;
-  };
   for (int i = 0; i < info.routes.decode_rows; ++i) {
     const int r = h[off_decode_rows() + i];
     const int32_t pos = step.pos[size_t(r)];
-    if (head_first[r] < 0) {
-      info.max_decode_items = std::max(info.max_decode_items, items_of(r, pos));
-      continue;
-    }
-    for (int j = 0; j < heads_per_row; ++j)
-      info.max_decode_items = std::max(info.max_decode_items, items_of(head_first[r] + j, pos));
+    for (int l = 0; l < (head_first[r] >= 0 ? limits.layers : 1); ++l)
+      for (int kvh = 0; kvh < (head_first[r] >= 0 ? limits.kv_heads : 1); ++kvh) {
+        const int sr = span_row_of(head_first, r, l, limits.kv_heads, kvh);
+        const int tail_len = pos - tails[sr] + 1;
+        const int items = (indptr[sr + 1] - indptr[sr]) * items_per_block +
+                          (tail_len + kDecodeTileTokens - 1) / kDecodeTileTokens;
+        info.max_decode_items = std::max(info.max_decode_items, items);
+      }
   }
 
   slot_seen_.assign(size_t(limits.slots), 0);
@@ -150,9 +113,9 @@ bool StepBuffers::upload(const StepBatch& step, const StepLimits& limits, int mi
     slot_seen_[size_t(step.slot[size_t(i)])] = 1;
   }
 
-  dev_.record_stride = rec;
+  dev_.record_stride = shape.record_stride();
   info_ = info;
-  const size_t bytes = (size_t(off_records()) + size_t(info.nnz) * size_t(rec)) * sizeof(int32_t);
+  const size_t bytes = (size_t(off_records()) + size_t(info.nnz) * size_t(shape.record_stride())) * sizeof(int32_t);
   SSPAN_CUDA_CHECK(cudaMemcpyAsync(device_.get(), staging_.get(), bytes, cudaMemcpyHostToDevice, stream));
   SSPAN_CUDA_CHECK(cudaEventRecord(copied_, stream));
   return grew;

@@ -8,9 +8,9 @@
 //   | head_first[R] | mass_record[R] | mass_rows[R] | query_rows[R]
 //   | tail_start[P] | indptr[P + 1] | block records[K][1 + W]
 // The span rows are the step's span (one per step row), then its head span (L * Hkv per
-// PerHead row, [row][layer][kv head]), one CSR over both. A block record is {block id,
-// mask word 0 .. W-1}; W = words per block of this step's block size. Only the used
-// prefix of the records is copied.
+// PerHead row, [row][layer][kv head]), one CSR over both (src/cuda/span_rows.h). A block
+// record is {block id, mask word 0 .. W-1}; W = words per block of this step's block
+// size. Only the used prefix of the records is copied.
 #include <cstdint>
 #include <vector>
 
