@@ -29,6 +29,10 @@ void launch_sparse_decode_attention(const SparseDecodeParams& p, DType dtype, cu
   SSPAN_CHECK(p.warps == 2 || p.warps == 4, "sparse decode attention: {} warps per CTA (2 or 4)", p.warps);
   SSPAN_CHECK(p.math == DecodeMath::Scalar || p.math == DecodeMath::TensorCore, "sparse decode attention: bad math");
   SSPAN_CHECK(p.max_ctx > 0 && p.rows >= 0, "sparse decode attention: max_ctx {} / rows {}", p.max_ctx, p.rows);
+  SSPAN_CHECK(!p.mass_record || (p.raw_scores && p.score_lse && p.raw_stride >= p.max_ctx),
+              "sparse decode attention: recorded rows need score buffers of {} positions per head (stride {})",
+              p.max_ctx, p.raw_stride);
+  SSPAN_CHECK(p.layer >= 0, "sparse decode attention: layer {}", p.layer);
   if (p.rows == 0) return;
   if (dtype == DType::F16) launch_sparse_decode_f16(p, stream);
   else if (dtype == DType::BF16) launch_sparse_decode_bf16(p, stream);

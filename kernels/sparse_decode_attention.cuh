@@ -11,7 +11,9 @@
 // zero-filled without a read. Per tile it updates a FlashAttention-style online softmax
 // state {o, m, d} per head in fp32, with fp32 FMAs (ScalarMath) or tensor cores
 // (MmaMath). Warps merge through shared memory at the end, splits in
-// sparse_decode_merge_kernel. Scores are kept in log2 units (exp2).
+// sparse_decode_merge_kernel. Scores are kept in log2 units (exp2). A recorded row's
+// scores also go to raw_scores as a tile computes them (no second pass over K), and its
+// final normaliser to score_lse where the last merge knows it.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -57,12 +59,19 @@ struct RowWork {
   int total_items;
 };
 
-__device__ __forceinline__ RowWork row_work(const SparseDecodeParams& p, int row) {
+// The span row that (step row, KV head) attends in this launch's layer: cuda::span_row_of
+// (src/cuda/span_rows.h), where the host packs them.
+__device__ __forceinline__ int span_row_of(const SparseDecodeParams& p, int row, int kvh) {
+  const int first = p.head_first ? p.head_first[row] : -1;
+  return first >= 0 ? first + p.layer * p.kv_heads + kvh : row;
+}
+
+__device__ __forceinline__ RowWork row_work(const SparseDecodeParams& p, int row, int span_row) {
   RowWork w;
-  w.first_entry = p.indptr[row];
+  w.first_entry = p.indptr[span_row];
   w.sub_shift = p.block_size <= 32 ? 0 : p.block_size == 64 ? 1 : p.block_size == 128 ? 2 : 3;
-  w.sparse_items = (p.indptr[row + 1] - w.first_entry) << w.sub_shift;
-  w.tail_start = p.tail_start[row];
+  w.sparse_items = (p.indptr[span_row + 1] - w.first_entry) << w.sub_shift;
+  w.tail_start = p.tail_start[span_row];
   w.pos = p.pos[row];
   const int tail_len = w.pos >= w.tail_start ? w.pos - w.tail_start + 1 : 0;
   w.total_items = w.sparse_items + (tail_len + kDecodeTileTokens - 1) / kDecodeTileTokens;
@@ -172,6 +181,14 @@ __device__ __forceinline__ float warp_sum(float x) {
   return x;
 }
 
+// Where a recorded row's scores go: head g's score of position j at raw[g * stride + j]
+// for g < group; raw is null for rows that are not recorded (CTA-uniform).
+struct ScoreSink {
+  float* raw;
+  int64_t stride;
+  int group;
+};
+
 // 8 consecutive elements of a shared row as floats.
 template <class T>
 __device__ __forceinline__ void load8(const T* src, float (&dst)[8]) {
@@ -226,7 +243,9 @@ struct ScalarMath {
     }
   }
 
-  __device__ __forceinline__ void tile(const T* k_tile, const T* v_tile, uint32_t mask, int lane) {
+  __device__ __forceinline__ void tile(const T* k_tile, const T* v_tile, Item item, const ScoreSink& sink,
+                                       int lane) {
+    const uint32_t mask = item.mask;
     const bool live = (mask >> lane) & 1u;
     // Scores: lane t's token against every query head (rows past the group are zero).
     float s[G];
@@ -247,6 +266,11 @@ struct ScalarMath {
         s[g] += qa.x * k8[0] + qa.y * k8[1] + qa.z * k8[2] + qa.w * k8[3] + qb.x * k8[4] + qb.y * k8[5] +
                 qb.z * k8[6] + qb.w * k8[7];
       }
+    }
+    if (sink.raw && live) {
+#pragma unroll
+      for (int g = 0; g < G; ++g)
+        if (g < sink.group) sink.raw[g * sink.stride + item.start + lane] = s[g];
     }
     // Online softmax: masked tokens get p = 0 and stay out of the max. The tile has at
     // least one live token, so the new max is finite.
@@ -341,7 +365,9 @@ struct MmaMath {
     qk_scale = p.scale * 1.4426950408889634f;
   }
 
-  __device__ __forceinline__ void tile(const T* k_tile, const T* v_tile, uint32_t mask, int lane) {
+  __device__ __forceinline__ void tile(const T* k_tile, const T* v_tile, Item item, const ScoreSink& sink,
+                                       int lane) {
+    const uint32_t mask = item.mask;
     const int t = lane % 4;
     // S: n-tile n holds tokens n * 8 .. n * 8 + 7; one ldmatrix.x4 gives B for two n-tiles.
     float s[4][2];
@@ -372,6 +398,14 @@ struct MmaMath {
         s[n][j] = live ? s[n][j] : -INFINITY;
         mx = fmaxf(mx, s[n][j]);
       }
+    if (sink.raw && lane / 4 < sink.group) {  // head g = lane / 4 holds these 8 tokens' scores
+      float* raw = sink.raw + (lane / 4) * sink.stride + item.start;
+#pragma unroll
+      for (int n = 0; n < 4; ++n)
+#pragma unroll
+        for (int j = 0; j < 2; ++j)
+          if ((mask >> (n * 8 + 2 * t + j)) & 1u) raw[n * 8 + 2 * t + j] = s[n][j];
+    }
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float m_new = fmaxf(m, mx);  // finite: the item has a live token
@@ -446,7 +480,11 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32, 1)
   const int lane = threadIdx.x % 32;
   const int group = p.q_heads / p.kv_heads;
 
-  const RowWork work = row_work(p, row);
+  const RowWork work = row_work(p, row, span_row_of(p, row, kvh));
+  const int record = p.mass_record ? p.mass_record[row] : -1;
+  const ScoreSink sink{
+      record >= 0 ? p.raw_scores + (int64_t(record) * p.q_heads + int64_t(kvh) * group) * p.raw_stride : nullptr,
+      p.raw_stride, group};
   const int per_split = (work.total_items + p.splits - 1) / p.splits;
   const int begin = split * per_split;
   const int end = min(work.total_items, begin + per_split);
@@ -477,7 +515,7 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32, 1)
     cp_async_wait<1>();
     __syncwarp();
     const T* k_tile = my_stages + stage * layout.stage_elems;
-    math.tile(k_tile, k_tile + kDecodeTileTokens * row_elems<D>(), cur.mask, lane);
+    math.tile(k_tile, k_tile + kDecodeTileTokens * row_elems<D>(), cur, sink, lane);
     __syncwarp();  // the stage is refilled two items later
     stage ^= 1;
     cur = nxt;
@@ -511,6 +549,8 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32, 1)
     if (p.splits == 1) {
       T* out = static_cast<T*>(p.out) + int64_t(row) * p.out_row_stride + int64_t(h) * D;
       out[dim] = from_float<T>(o_norm);
+      if (record >= 0 && dim == 0)
+        p.score_lse[int64_t(record) * p.q_heads + h] = d_all > 0.f ? m_all + log2f(d_all) : -INFINITY;
     } else {
       const int64_t state = (int64_t(idx) * p.q_heads + h) * p.splits + split;
       p.part_o[state * D + dim] = o_norm;
@@ -543,6 +583,9 @@ __global__ void sparse_decode_merge_kernel(const __grid_constant__ SparseDecodeP
     }
     T* out = static_cast<T*>(p.out) + int64_t(row) * p.out_row_stride + int64_t(h) * p.head_dim;
     out[dim] = from_float<T>(w_sum > 0.f ? o_sum / w_sum : 0.f);
+    const int record = p.mass_record ? p.mass_record[row] : -1;
+    if (record >= 0 && dim == 0)
+      p.score_lse[int64_t(record) * p.q_heads + h] = w_sum > 0.f ? m_all + log2f(w_sum) : -INFINITY;
   }
 }
 

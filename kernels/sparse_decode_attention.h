@@ -3,6 +3,9 @@
 // exactly the row's attended positions: the set bits of its listed blocks (all before
 // tail_start) plus every position of the dense tail [tail_start, pos]. A dense row lists
 // no blocks and has tail_start = 0, so dense decode is the same kernel with a full span.
+// A row may instead have one span per (layer, KV head) (head_first), and the kernel keeps
+// the scores of the rows whose attention mass is recorded (mass_record; the mass itself
+// comes from kernels/attention_record.h once the softmax normaliser is known).
 // The launch configuration (warps, math, splits) is chosen on the host by
 // src/cuda/kernel_config.h; the shared-memory layout is defined there too.
 #include <cstdint>
@@ -31,13 +34,27 @@ struct SparseDecodeParams {
   // Every per-row array below is indexed by that step row.
   const int32_t* row_ids = nullptr;     // [rows]
   const int32_t* slot = nullptr;        // [step rows] KV-cache slot of each row
-  const int32_t* indptr = nullptr;      // [step rows + 1] CSR offsets into the block list
+  const int32_t* indptr = nullptr;      // [span rows + 1] CSR offsets into the block list
   const int32_t* block_ids = nullptr;   // [nnz], entry i at block_ids[i * block_id_stride]
   const uint32_t* masks = nullptr;      // [nnz][W], word w of entry i at masks[i * mask_stride + w]
   int block_id_stride = 1;              // 1 for a packed id array
   int mask_stride = 1;                  // W for a packed mask array
-  const int32_t* tail_start = nullptr;  // [step rows] first position of the dense tail
+  const int32_t* tail_start = nullptr;  // [span rows] first position of the dense tail
   const int32_t* pos = nullptr;         // [step rows] query position t (the tail ends at t, inclusive)
+  // Span rows: indptr and tail_start are indexed by a span row, which is the step row r
+  // unless head_first[r] >= 0: then (layer, KV head h) of row r reads span row
+  // head_first[r] + layer * Hkv + h (rows [layer][kv head], each ending at pos[r]).
+  const int32_t* head_first = nullptr;  // [step rows] or null: every row is its own span row
+  int layer = 0;                        // the layer this launch serves
+
+  // Scores of recorded rows: mass_record[r] = i >= 0 keeps, for query head h and position
+  // j of row r's attended set, q . k_j / sqrt(D) * log2(e) at raw_scores[(i * Hq + h) *
+  // raw_stride + j], and log2 of the row's softmax normaliser (final max + log2 of the
+  // sum of exp2(score - max)) at score_lse[i * Hq + h].
+  const int32_t* mass_record = nullptr;  // [step rows] or null: nothing recorded
+  float* raw_scores = nullptr;           // [records][Hq][raw_stride]
+  int64_t raw_stride = 0;                // >= the position after the last recorded one
+  float* score_lse = nullptr;            // [records][Hq]
 
   void* out = nullptr;             // [step rows, Hq, D] at out + r * out_row_stride + h * D
   int64_t out_row_stride = 0;      // elements between output rows

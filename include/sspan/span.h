@@ -134,6 +134,12 @@ class SpanTracker {
   // heads.
   virtual bool wants_mass() const { return false; }
   virtual void take_mass(int32_t pos, std::span<const float> mass, int layers, int kv_heads);
+  // A tracker that keeps only the heaviest keys of that record returns their number k
+  // here and may be given them instead of the whole mass (selected where the mass lives):
+  // take_top_keys then gets keys[layer][kv head][min(k, pos + 1)], per (layer, KV head)
+  // the keys of highest mass (of equal masses the earlier key), ascending. 0: take_mass.
+  virtual int32_t mass_top_k() const { return 0; }
+  virtual void take_top_keys(int32_t pos, std::span<const int32_t> keys, int layers, int kv_heads);
   // The step of the last token must record its query: take_query then gets, for the
   // token at `pos`, the last layer's query (after RoPE) averaged over the query heads,
   // [head_dim].

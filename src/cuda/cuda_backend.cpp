@@ -17,6 +17,7 @@
 #include "cuda/device_buffer.h"
 #include "cuda/step_buffers.h"
 #include "cuda/weight_upload.h"
+#include "attention_record.h"
 #include "elementwise.h"
 #include "prefill_attention.h"
 #include "sampling.h"
@@ -211,9 +212,14 @@ class CudaBackend final : public Backend {
   // ---- per step ----
   void set_step(const StepBatch& step) override {
     SSPAN_CHECK(!capturing_, "set_step inside a captured forward step");
-    if (steps_.upload(step, {kv_.slots, kv_.max_ctx, vocab_}, options_.min_prefill_run, stream_)) graphs_.clear();
+    if (steps_.upload(step, {kv_.slots, kv_.max_ctx, vocab_, kv_.layers, kv_.kv_heads}, options_.min_prefill_run,
+                      stream_))
+      graphs_.clear();
     logit_origins_.assign(step);
     const cuda::StepInfo& info = steps_.info();
+    if (reserve_records(info.mass_rows, info.query_rows)) graphs_.clear();
+    mass_pos_.clear();
+    for (const int32_t r : step.mass_rows) mass_pos_.push_back(step.pos[size_t(r)]);
     // Splits of the decode kernel for this step (part of a captured graph's shape).
     decode_splits_ = 1;
     if (info.routes.decode_rows > 0) {
@@ -233,7 +239,7 @@ class CudaBackend final : public Backend {
     if (!graphable) return body();
     const GraphKey key{info.rows,          info.logit_rows,          info.block_size,
                        info.words_per_block, info.routes.decode_rows, info.routes.prefill_tiles,
-                       decode_splits_};
+                       decode_splits_,       info.mass_rows,            info.query_rows};
     if (uncapturable_.count(key)) return body();
     auto it = graphs_.find(key);
     if (it == graphs_.end()) {
@@ -350,6 +356,11 @@ class CudaBackend final : public Backend {
     const int64_t head_stride = int64_t(kv_.max_ctx) * d;
     const int64_t slot_stride = head_stride * kv_.kv_heads;
     if (n == 0) return;
+    SSPAN_CHECK(info.mass_rows == 0 || q_heads <= kv_.kv_heads * kernels::kDecodeMaxGroup,
+                "attention: {} query heads on {} KV heads", q_heads, kv_.kv_heads);
+    if (layer + 1 == kv_.layers && info.query_rows > 0)  // the query record: last layer, after RoPE
+      kernels::launch_query_mean(dtype_, q.data, row_elems(q), dev.query_rows, info.query_rows, q_heads, d,
+                                 queries_.as<float>(), stream_);
     if (info.routes.prefill_tiles > 0) {  // dense prompt runs: tensor-core prefill
       kernels::PrefillParams p;
       p.q = q.data;
@@ -388,6 +399,14 @@ class CudaBackend final : public Backend {
     p.block_id_stride = p.mask_stride = dev.record_stride;
     p.tail_start = dev.tail_start;
     p.pos = dev.pos;
+    p.head_first = dev.head_first;
+    p.layer = layer;
+    if (info.mass_rows > 0) {
+      p.mass_record = dev.mass_record;
+      p.raw_scores = raw_scores_.as<float>();
+      p.raw_stride = kv_.max_ctx;
+      p.score_lse = score_lse_.as<float>();
+    }
     p.out = out.data;
     p.part_o = part_o_.as<float>();
     p.part_m = part_m_.as<float>();
@@ -407,6 +426,75 @@ class CudaBackend final : public Backend {
              : options_.decode_math == Choice::TensorCore ? cuda::DecodeMath::TensorCore
                                                           : cuda::choose_decode_math(q_heads / kv_.kv_heads);
     kernels::launch_sparse_decode_attention(p, dtype_, stream_);
+    if (info.mass_rows == 0) return;
+    kernels::AttentionMassParams m;  // the mass rows' scores, normalised and summed per KV head
+    m.mass_rows = dev.mass_rows;
+    m.pos = dev.pos;
+    m.raw_scores = p.raw_scores;
+    m.raw_stride = p.raw_stride;
+    m.score_lse = p.score_lse;
+    m.mass = mass_.as<float>();
+    m.mass_stride = kv_.max_ctx;
+    m.records = info.mass_rows;
+    m.layers = kv_.layers;
+    m.layer = layer;
+    m.q_heads = q_heads;
+    m.kv_heads = kv_.kv_heads;
+    m.max_keys = kv_.max_ctx;
+    kernels::launch_attention_mass(m, stream_);
+  }
+
+  bool records_attention() const override { return true; }
+
+  void read_attention_mass(int i, std::span<float> dst) override {
+    SSPAN_CHECK(!capturing_, "read_attention_mass inside a captured forward step");
+    SSPAN_CHECK(i >= 0 && size_t(i) < mass_pos_.size(), "attention mass row {} outside the last step's {}", i,
+                mass_pos_.size());
+    const size_t keys = size_t(mass_pos_[size_t(i)]) + 1, heads = size_t(kv_.layers) * size_t(kv_.kv_heads);
+    SSPAN_CHECK(dst.size() == heads * keys, "attention mass: {} values for {} layers x {} KV heads x {} keys",
+                dst.size(), kv_.layers, kv_.kv_heads, keys);
+    const size_t pitch = size_t(kv_.max_ctx) * sizeof(float);
+    const float* src = mass_.as<float>() + size_t(i) * heads * size_t(kv_.max_ctx);
+    SSPAN_CUDA_CHECK(cudaMemcpy2DAsync(dst.data(), keys * sizeof(float), src, pitch, keys * sizeof(float), heads,
+                                       cudaMemcpyDeviceToHost, stream_));
+    SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  bool read_attention_top_k(int i, int32_t k, std::span<int32_t> dst) override {
+    SSPAN_CHECK(!capturing_, "read_attention_top_k inside a captured forward step");
+    SSPAN_CHECK(i >= 0 && size_t(i) < mass_pos_.size(), "attention mass row {} outside the last step's {}", i,
+                mass_pos_.size());
+    SSPAN_CHECK(k >= 1, "attention top-k: k = {} (at least 1)", k);
+    const int keys = mass_pos_[size_t(i)] + 1, kept = std::min(k, keys);
+    const size_t count = size_t(kv_.layers) * size_t(kv_.kv_heads) * size_t(kept);
+    SSPAN_CHECK(dst.size() == count, "attention top-k: {} keys for {} layers x {} KV heads x {}", dst.size(),
+                kv_.layers, kv_.kv_heads, kept);
+    if (top_keys_.bytes() < count * sizeof(int32_t)) top_keys_ = DeviceBuffer(count * sizeof(int32_t), "top keys");
+    kernels::AttentionTopKParams p;
+    p.mass = mass_.as<float>();
+    p.mass_stride = kv_.max_ctx;
+    p.record = i;
+    p.layers = kv_.layers;
+    p.kv_heads = kv_.kv_heads;
+    p.keys = keys;
+    p.k = kept;
+    p.out = top_keys_.as<int32_t>();
+    kernels::launch_attention_top_k(p, stream_);
+    SSPAN_CUDA_CHECK(cudaMemcpyAsync(dst.data(), top_keys_.get(), count * sizeof(int32_t), cudaMemcpyDeviceToHost,
+                                     stream_));
+    SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return true;
+  }
+
+  void read_query(int i, std::span<float> dst) override {
+    SSPAN_CHECK(!capturing_, "read_query inside a captured forward step");
+    SSPAN_CHECK(i >= 0 && i < steps_.info().query_rows, "query row {} outside the last step's {}", i,
+                steps_.info().query_rows);
+    SSPAN_CHECK(dst.size() == size_t(kv_.head_dim), "query: {} values for a head dim of {}", dst.size(),
+                kv_.head_dim);
+    SSPAN_CUDA_CHECK(cudaMemcpyAsync(dst.data(), queries_.as<float>() + size_t(i) * size_t(kv_.head_dim),
+                                     dst.size_bytes(), cudaMemcpyDeviceToHost, stream_));
+    SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
   void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, int n) override {
@@ -510,8 +598,35 @@ class CudaBackend final : public Backend {
     return static_cast<const float*>(logits_f32_.get());
   }
 
-  // rows, logit rows, block size, mask words, decode rows, prefill tiles, decode splits
-  using GraphKey = std::tuple<int, int, int, int, int, int, int>;
+  // rows, logit rows, block size, mask words, decode rows, prefill tiles, decode splits,
+  // mass rows, query rows
+  using GraphKey = std::tuple<int, int, int, int, int, int, int, int, int>;
+
+  // Room for the attention record of `mass_rows` and `query_rows` rows; true when a buffer
+  // moved (captured graphs hold its address). Query heads are at most kDecodeMaxGroup per
+  // KV head, so the scores are sized before the first attention call names them.
+  bool reserve_records(int mass_rows, int query_rows) {
+    bool moved = false;
+    if (mass_rows > mass_capacity_) {
+      SSPAN_CHECK(kv_.layers > 0, "set_step: the KV cache is not allocated");
+      const size_t C = size_t(kv_.max_ctx), heads = size_t(kv_.kv_heads) * kernels::kDecodeMaxGroup;
+      const size_t rows = size_t(mass_rows);
+      SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old buffers may still be in use
+      raw_scores_ = DeviceBuffer(rows * heads * C * sizeof(float), "attention record scores");
+      score_lse_ = DeviceBuffer(rows * heads * sizeof(float), "attention record normalisers");
+      mass_ = DeviceBuffer(rows * size_t(kv_.layers) * size_t(kv_.kv_heads) * C * sizeof(float),
+                           "attention mass [records][L][Hkv][C]");
+      mass_capacity_ = mass_rows;
+      moved = true;
+    }
+    if (query_rows > query_capacity_) {
+      SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      queries_ = DeviceBuffer(size_t(query_rows) * size_t(kv_.head_dim) * sizeof(float), "recorded queries");
+      query_capacity_ = query_rows;
+      moved = true;
+    }
+    return moved;
+  }
 
   void expect(const Tensor& t, DType dtype, const char* what) const {
     SSPAN_CHECK(t.device == Device::CUDA && t.data != nullptr, "{}: not a CUDA tensor", what);
@@ -548,6 +663,14 @@ class CudaBackend final : public Backend {
   DeviceBuffer logits_f32_;                  // [m, V] fp32 for read_logits and sampling
   DeviceBuffer sample_ids_, sample_uniforms_;  // [M] chosen ids, [M] uniforms
   PinnedBuffer sample_host_;                 // [M] ids then [M] uniforms, host side
+  // The attention record (mass rows, query rows of the current step).
+  DeviceBuffer raw_scores_;   // [records][Hkv * kDecodeMaxGroup][C] decode-kernel scores, one layer
+  DeviceBuffer score_lse_;    // [records][Hkv * kDecodeMaxGroup] their softmax normalisers
+  DeviceBuffer mass_;         // [records][L][Hkv][C] attention mass per key
+  DeviceBuffer queries_;      // [query rows][D] mean last-layer query
+  DeviceBuffer top_keys_;     // [L][Hkv][k] of read_attention_top_k
+  int mass_capacity_ = 0, query_capacity_ = 0;  // records they hold
+  std::vector<int32_t> mass_pos_;                // [mass rows] position of each, host side
   int64_t vocab_ = 0;
   LogitRowOrigins logit_origins_;  // the current step's logit rows, for error messages
 

@@ -29,9 +29,11 @@ struct RowRoutes {
 
 // Runs of consecutive Dense rows of one slot at consecutive positions with at least
 // `min_run` rows become prefill tiles (cut every kPrefillTileRows rows); every other row
-// goes to the decode kernel. pos, slot and mode hold n rows; `tiles` has room for [n][2]
-// and `decode_rows` for [n].
+// goes to the decode kernel, and so do the rows of `decode_only` (ascending: the rows
+// whose attention mass is recorded, which only the decode kernel keeps). pos, slot and
+// mode hold n rows; `tiles` has room for [n][2] and `decode_rows` for [n].
 RowRoutes route_rows(std::span<const int32_t> pos, std::span<const int32_t> slot, std::span<const RowMode> mode,
-                     int32_t* tiles, int32_t* decode_rows, int min_run = kMinPrefillRunRows);
+                     int32_t* tiles, int32_t* decode_rows, int min_run = kMinPrefillRunRows,
+                     std::span<const int32_t> decode_only = {});
 
 }  // namespace sspan::cuda

@@ -6,6 +6,7 @@
 #include "common/check.h"
 #include "cuda/cuda_check.h"
 #include "cuda/kernel_config.h"
+#include "cuda/span_rows.h"
 
 namespace sspan::cuda {
 
@@ -21,12 +22,14 @@ StepBuffers::~StepBuffers() {
 
 int64_t StepBuffers::total_words() const { return off_records() + int64_t(cap_blocks_) * (1 + kMaxWordsPerBlock); }
 
-bool StepBuffers::reserve(int max_rows, int max_blocks) {
-  if (max_rows <= cap_rows_ && max_blocks <= cap_blocks_) return false;
+bool StepBuffers::reserve(int max_rows, int max_blocks, int max_span_rows) {
+  max_span_rows = std::max(max_span_rows, max_rows);
+  if (max_rows <= cap_rows_ && max_blocks <= cap_blocks_ && max_span_rows <= cap_span_rows_) return false;
   if (!copied_) SSPAN_CUDA_CHECK(cudaEventCreateWithFlags(&copied_, cudaEventDisableTiming));
   SSPAN_CUDA_CHECK(cudaEventSynchronize(copied_));  // the old staging buffer may still be read
   cap_rows_ = std::max({cap_rows_, max_rows, 1});
   cap_blocks_ = std::max({cap_blocks_, max_blocks, 1});
+  cap_span_rows_ = std::max({cap_span_rows_, max_span_rows, cap_rows_});
   const size_t bytes = size_t(total_words()) * sizeof(int32_t);
   staging_ = PinnedBuffer(bytes);
   device_ = DeviceBuffer(bytes, "step metadata");
@@ -42,6 +45,10 @@ void StepBuffers::point_device() {
   dev_.slot = base + off_slot();
   dev_.tail_start = base + off_tail();
   dev_.indptr = base + off_indptr();
+  dev_.head_first = base + off_head_first();
+  dev_.mass_record = base + off_mass_record();
+  dev_.mass_rows = base + off_mass_rows();
+  dev_.query_rows = base + off_query_rows();
   dev_.logit_rows = base + off_logit_rows();
   dev_.prefill_tiles = base + off_tiles();
   dev_.decode_rows = base + off_decode_rows();
@@ -51,20 +58,19 @@ void StepBuffers::point_device() {
 
 bool StepBuffers::upload(const StepBatch& step, const StepLimits& limits, int min_prefill_run, cudaStream_t stream) {
   validate_step(step, limits);
-  SSPAN_CHECK(step.mass_rows.empty() && step.query_rows.empty() && (!step.head_span || step.head_span->rows() == 0),
-              "set_step: the CUDA backend records no attention mass or queries and runs no per-(layer, KV head) "
-              "spans (the recycled span policy); run that policy on the CPU backend");
   const int n = int(step.tokens.size());
+  const SpanRowsShape shape = span_rows_shape(step, limits.layers, limits.kv_heads);
+  SSPAN_CHECK(shape.words_per_block <= kMaxWordsPerBlock, "set_step: {} mask words per block", shape.words_per_block);
   StepInfo info;
   info.rows = n;
   info.logit_rows = int(step.logit_rows.size());
-  if (step.span) {
-    info.block_size = step.span->block_size;
-    info.words_per_block = step.span->words_per_block();
-    info.nnz = int(step.span->block_ids.size());
-  }
-  SSPAN_CHECK(info.words_per_block <= kMaxWordsPerBlock, "set_step: {} mask words per block", info.words_per_block);
-  const bool grew = reserve(n, info.nnz);
+  info.mass_rows = int(step.mass_rows.size());
+  info.query_rows = int(step.query_rows.size());
+  info.block_size = shape.block_size;
+  info.words_per_block = shape.words_per_block;
+  info.nnz = shape.nnz;
+  info.span_rows = shape.span_rows;
+  const bool grew = reserve(n, info.nnz, info.span_rows);
   SSPAN_CUDA_CHECK(cudaEventSynchronize(copied_));  // the previous copy has read the staging buffer
 
   int32_t* h = host_words();
@@ -72,34 +78,32 @@ bool StepBuffers::upload(const StepBatch& step, const StepLimits& limits, int mi
   std::copy(step.pos.begin(), step.pos.end(), h + off_pos());
   std::copy(step.slot.begin(), step.slot.end(), h + off_slot());
   std::copy(step.logit_rows.begin(), step.logit_rows.end(), h + off_logit_rows());
-  const int rec = 1 + info.words_per_block;
-  if (step.span) {
-    const SpanBatch& sb = *step.span;
-    std::copy(sb.tail_start.begin(), sb.tail_start.end(), h + off_tail());
-    std::copy(sb.indptr.begin(), sb.indptr.end(), h + off_indptr());
-    int32_t* records = h + off_records();
-    for (int e = 0; e < info.nnz; ++e) {
-      records[int64_t(e) * rec] = sb.block_ids[size_t(e)];
-      std::memcpy(records + int64_t(e) * rec + 1, &sb.masks[size_t(e) * size_t(info.words_per_block)],
-                  sizeof(uint32_t) * size_t(info.words_per_block));
-    }
-  } else {  // every row Dense: no blocks, tails from 0
-    std::fill(h + off_tail(), h + off_tail() + n, 0);
-    std::fill(h + off_indptr(), h + off_indptr() + n + 1, 0);
-  }
-  info.routes = route_rows(step.pos, step.slot, step.mode, h + off_tiles(), h + off_decode_rows(), min_prefill_run);
+  std::copy(step.mass_rows.begin(), step.mass_rows.end(), h + off_mass_rows());
+  std::copy(step.query_rows.begin(), step.query_rows.end(), h + off_query_rows());
+  int32_t* mass_record = h + off_mass_record();
+  std::fill(mass_record, mass_record + n, -1);
+  for (int i = 0; i < info.mass_rows; ++i) mass_record[step.mass_rows[size_t(i)]] = i;
+  int32_t* tails = h + off_tail();
+  int32_t* indptr = h + off_indptr();
+  int32_t* head_first = h + off_head_first();
+  pack_span_rows(step, shape, tails, indptr, h + off_records(), head_first);
+  info.routes = route_rows(step.pos, step.slot, step.mode, h + off_tiles(), h + off_decode_rows(), min_prefill_run,
+                           step.mass_rows);
 
   // The decode kernel's longest work list: 32-token sub-tiles of the listed blocks, then
-  // 32-token chunks of the dense tail (split planning).
+  // 32-token chunks of the dense tail (split planning), over every span row a decode row reads.
   const int items_per_block = std::max(1, info.block_size / kDecodeTileTokens);
-  const int32_t* tails = h + off_tail();
-  const int32_t* indptr = h + off_indptr();
   for (int i = 0; i < info.routes.decode_rows; ++i) {
     const int r = h[off_decode_rows() + i];
-    const int tail_len = step.pos[size_t(r)] - tails[r] + 1;
-    const int items =
-        (indptr[r + 1] - indptr[r]) * items_per_block + (tail_len + kDecodeTileTokens - 1) / kDecodeTileTokens;
-    info.max_decode_items = std::max(info.max_decode_items, items);
+    const int32_t pos = step.pos[size_t(r)];
+    for (int l = 0; l < (head_first[r] >= 0 ? limits.layers : 1); ++l)
+      for (int kvh = 0; kvh < (head_first[r] >= 0 ? limits.kv_heads : 1); ++kvh) {
+        const int sr = span_row_of(head_first, r, l, limits.kv_heads, kvh);
+        const int tail_len = pos - tails[sr] + 1;
+        const int items = (indptr[sr + 1] - indptr[sr]) * items_per_block +
+                          (tail_len + kDecodeTileTokens - 1) / kDecodeTileTokens;
+        info.max_decode_items = std::max(info.max_decode_items, items);
+      }
   }
 
   slot_seen_.assign(size_t(limits.slots), 0);
@@ -109,9 +113,9 @@ bool StepBuffers::upload(const StepBatch& step, const StepLimits& limits, int mi
     slot_seen_[size_t(step.slot[size_t(i)])] = 1;
   }
 
-  dev_.record_stride = rec;
+  dev_.record_stride = shape.record_stride();
   info_ = info;
-  const size_t bytes = (size_t(off_records()) + size_t(info.nnz) * size_t(rec)) * sizeof(int32_t);
+  const size_t bytes = (size_t(off_records()) + size_t(info.nnz) * size_t(shape.record_stride())) * sizeof(int32_t);
   SSPAN_CUDA_CHECK(cudaMemcpyAsync(device_.get(), staging_.get(), bytes, cudaMemcpyHostToDevice, stream));
   SSPAN_CUDA_CHECK(cudaEventRecord(copied_, stream));
   return grew;

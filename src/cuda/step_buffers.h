@@ -3,11 +3,14 @@
 // copy per step from one pinned staging buffer. Fixed capacity keeps every device pointer
 // stable between steps, so kernels captured in a CUDA graph read the new step's values.
 //
-// Layout (int32 words; capacities R rows, K block entries):
-//   tokens[R] | pos[R] | slot[R] | tail_start[R] | indptr[R + 1] | logit_rows[R]
-//   | prefill_tiles[R][2] | decode_rows[R] | block records[K][1 + W]
-// A block record is {block id, mask word 0 .. W-1}; W = words per block of this step's
-// block size. Only the used prefix of the records is copied.
+// Layout (int32 words; capacities R rows, P span rows, K block entries):
+//   tokens[R] | pos[R] | slot[R] | logit_rows[R] | prefill_tiles[R][2] | decode_rows[R]
+//   | head_first[R] | mass_record[R] | mass_rows[R] | query_rows[R]
+//   | tail_start[P] | indptr[P + 1] | block records[K][1 + W]
+// The span rows are the step's span (one per step row), then its head span (L * Hkv per
+// PerHead row, [row][layer][kv head]), one CSR over both (src/cuda/span_rows.h). A block
+// record is {block id, mask word 0 .. W-1}; W = words per block of this step's block
+// size. Only the used prefix of the records is copied.
 #include <cstdint>
 #include <vector>
 
@@ -25,7 +28,10 @@ struct StepInfo {
   int logit_rows = 0;
   int block_size = 64;
   int words_per_block = 2;
-  int nnz = 0;                  // listed block entries
+  int nnz = 0;                  // listed block entries of the span and the head span
+  int span_rows = 0;            // rows + L * Hkv per PerHead row
+  int mass_rows = 0;            // rows whose attention mass is recorded
+  int query_rows = 0;           // rows whose last-layer query is kept
   RowRoutes routes;             // prefill tiles and decode rows (route_rows)
   int max_decode_items = 0;     // most 32-token work items of any decode row
   bool distinct_slots = false;  // one row per slot: a decode-shaped step
@@ -36,8 +42,12 @@ struct StepDevice {
   const int32_t* tokens = nullptr;         // [rows]
   const int32_t* pos = nullptr;            // [rows]
   const int32_t* slot = nullptr;           // [rows]
-  const int32_t* tail_start = nullptr;     // [rows]
-  const int32_t* indptr = nullptr;         // [rows + 1]
+  const int32_t* tail_start = nullptr;     // [span rows]
+  const int32_t* indptr = nullptr;         // [span rows + 1]
+  const int32_t* head_first = nullptr;     // [rows] first head-span row of a PerHead row, else -1
+  const int32_t* mass_record = nullptr;    // [rows] record index of a mass row, else -1
+  const int32_t* mass_rows = nullptr;      // [mass rows] step row of each record
+  const int32_t* query_rows = nullptr;     // [query rows]
   const int32_t* logit_rows = nullptr;     // [logit_rows]
   const int32_t* prefill_tiles = nullptr;  // [tiles][2]: first row, row count
   const int32_t* decode_rows = nullptr;    // [decode rows]: step rows of the decode kernel
@@ -48,9 +58,9 @@ struct StepDevice {
 
 class StepBuffers {
  public:
-  // Grow to at least these capacities; returns true when the buffers moved (device
-  // pointers changed, captured graphs must be dropped).
-  bool reserve(int max_rows, int max_blocks);
+  // Grow to at least these capacities (span rows: at least max_rows); returns true when
+  // the buffers moved (device pointers changed, captured graphs must be dropped).
+  bool reserve(int max_rows, int max_blocks, int max_span_rows = 0);
   // Validate `step` (validate_step), route its rows (route_rows with `min_prefill_run`),
   // pack it into the pinned staging buffer and enqueue one copy on `stream`. Waits for the
   // previous step's copy before overwriting the staging buffer. Returns true when the
@@ -66,17 +76,21 @@ class StepBuffers {
   int64_t off_tokens() const { return 0; }
   int64_t off_pos() const { return int64_t(cap_rows_); }
   int64_t off_slot() const { return 2 * int64_t(cap_rows_); }
-  int64_t off_tail() const { return 3 * int64_t(cap_rows_); }
-  int64_t off_indptr() const { return 4 * int64_t(cap_rows_); }
-  int64_t off_logit_rows() const { return 5 * int64_t(cap_rows_) + 1; }
-  int64_t off_tiles() const { return 6 * int64_t(cap_rows_) + 1; }
-  int64_t off_decode_rows() const { return 8 * int64_t(cap_rows_) + 1; }
-  int64_t off_records() const { return 9 * int64_t(cap_rows_) + 1; }
+  int64_t off_logit_rows() const { return 3 * int64_t(cap_rows_); }
+  int64_t off_tiles() const { return 4 * int64_t(cap_rows_); }
+  int64_t off_decode_rows() const { return 6 * int64_t(cap_rows_); }
+  int64_t off_head_first() const { return 7 * int64_t(cap_rows_); }
+  int64_t off_mass_record() const { return 8 * int64_t(cap_rows_); }
+  int64_t off_mass_rows() const { return 9 * int64_t(cap_rows_); }
+  int64_t off_query_rows() const { return 10 * int64_t(cap_rows_); }
+  int64_t off_tail() const { return 11 * int64_t(cap_rows_); }
+  int64_t off_indptr() const { return off_tail() + int64_t(cap_span_rows_); }
+  int64_t off_records() const { return off_indptr() + int64_t(cap_span_rows_) + 1; }
   int64_t total_words() const;
   int32_t* host_words() const { return staging_.as<int32_t>(); }
   void point_device();
 
-  int cap_rows_ = 0, cap_blocks_ = 0;
+  int cap_rows_ = 0, cap_blocks_ = 0, cap_span_rows_ = 0;
   PinnedBuffer staging_;
   DeviceBuffer device_;
   cudaEvent_t copied_ = nullptr;  // the last upload's copy finished reading the staging buffer

@@ -155,6 +155,12 @@ class Backend {
   // After a step: mass row i's attention mass dst[L][Hkv][pos + 1], per key the softmax
   // probability summed over the KV head's query heads, as the attention op computed it.
   virtual void read_attention_mass(int i, std::span<float> dst);
+  // After a step: per (layer, KV head) the min(k, pos + 1) keys of mass row i's attention
+  // mass with the highest mass (of equal masses the earlier key, as span_detail::top_k_keys),
+  // ascending: dst[L][Hkv][min(k, pos + 1)], selected where the mass lives so that only
+  // the keys cross to the host. Returns false when the backend leaves the selection to
+  // the host (read_attention_mass then; the CPU backend).
+  virtual bool read_attention_top_k(int i, int32_t k, std::span<int32_t> dst) { return false; }
   // After a step: query row i's query of the last layer (after RoPE) averaged over the
   // query heads, dst[D].
   virtual void read_query(int i, std::span<float> dst);

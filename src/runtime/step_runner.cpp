@@ -157,11 +157,21 @@ int StepRunner::run(std::span<const StepRow> rows) {
 // The recorded attention mass and queries, to the trackers that asked for them.
 void StepRunner::deliver_records() {
   const ModelConfig& c = model_.config();
+  const size_t heads = size_t(c.num_hidden_layers) * size_t(c.num_key_value_heads);
   for (size_t i = 0; i < mass_rows_.size(); ++i) {
     const int32_t pos = pos_[size_t(mass_rows_[i])];
-    record_.resize(size_t(c.num_hidden_layers) * size_t(c.num_key_value_heads) * (size_t(pos) + 1));
+    SpanTracker& t = *mass_trackers_[i];
+    // Only the top keys when the tracker keeps no more and the backend selects them.
+    if (const int32_t k = t.mass_top_k(); k > 0) {
+      top_keys_.resize(heads * size_t(std::min(k, pos + 1)));
+      if (model_.backend().read_attention_top_k(int(i), k, top_keys_)) {
+        t.take_top_keys(pos, top_keys_, c.num_hidden_layers, c.num_key_value_heads);
+        continue;
+      }
+    }
+    record_.resize(heads * (size_t(pos) + 1));
     model_.backend().read_attention_mass(int(i), record_);
-    mass_trackers_[i]->take_mass(pos, record_, c.num_hidden_layers, c.num_key_value_heads);
+    t.take_mass(pos, record_, c.num_hidden_layers, c.num_key_value_heads);
   }
   for (size_t i = 0; i < query_rows_.size(); ++i) {
     record_.resize(size_t(c.head_dim));

@@ -71,7 +71,8 @@ class StepRunner {
   // Rows whose attention mass / query the step records, and the trackers that asked.
   std::vector<int32_t> mass_rows_, query_rows_;
   std::vector<SpanTracker*> mass_trackers_, query_trackers_;
-  std::vector<float> record_;  // scratch for one row's mass or query
+  std::vector<float> record_;      // scratch for one row's mass or query
+  std::vector<int32_t> top_keys_;  // scratch for one row's top keys [L][Hkv][k]
   void deliver_records();
   std::vector<float> logits_;  // [M, V] host copy of the step's logits
   int m_ = 0;

@@ -7,11 +7,11 @@
 // Prompt tokens are dense (causal), as under every policy.
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 #include "common/check.h"
 #include "span/block_encoding.h"
 #include "span/policy_options.h"
+#include "span/top_keys.h"
 
 namespace sspan::span_detail {
 namespace {
@@ -22,19 +22,6 @@ struct RecycledOptions {
   double threshold = -1.0;  // < 0: no query test
   int block = 64;
 };
-
-// The k keys of highest mass (ties: the earlier position), ascending.
-void top_k_keys(std::span<const float> mass, int32_t k, std::vector<int32_t>& order, std::vector<int32_t>& out) {
-  order.resize(mass.size());
-  std::iota(order.begin(), order.end(), 0);
-  const size_t n = std::min(order.size(), size_t(k));
-  const auto heavier = [&](int32_t a, int32_t b) {
-    return mass[size_t(a)] > mass[size_t(b)] || (mass[size_t(a)] == mass[size_t(b)] && a < b);
-  };
-  std::nth_element(order.begin(), order.begin() + std::ptrdiff_t(n), order.end(), heavier);
-  out.assign(order.begin(), order.begin() + std::ptrdiff_t(n));
-  std::sort(out.begin(), out.end());
-}
 
 double cosine(std::span<const float> a, std::span<const float> b) {
   double ab = 0, aa = 0, bb = 0;
@@ -102,20 +89,31 @@ class RecycledTracker final : public SpanTracker {
   }
   bool wants_mass() const override { return t_ >= 0 && mode_ == Mode::Full; }
   void take_mass(int32_t pos, std::span<const float> mass, int layers, int kv_heads) override {
-    SSPAN_CHECK(mass_pending_ && pos == full_pos_, "recycled span: attention mass of position {} but the full step "
-                "awaiting it is at {}", pos, full_pos_);
+    check_record(pos, layers, kv_heads);
     const size_t keys = size_t(pos) + 1, heads = size_t(layers) * size_t(kv_heads);
-    SSPAN_CHECK(layers > 0 && kv_heads > 0 && mass.size() == heads * keys,
+    SSPAN_CHECK(mass.size() == heads * keys,
                 "recycled span: attention mass of {} values for {} layers x {} KV heads x {} keys", mass.size(), layers,
                 kv_heads, keys);
     heads_.resize(heads);
-    head_ranges_.resize(heads);
+    for (size_t h = 0; h < heads; ++h) top_k_keys(mass.subspan(h * keys, keys), o_.k, order_, heads_[h]);
+    keys_taken();
+  }
+  int32_t mass_top_k() const override { return o_.k; }
+  void take_top_keys(int32_t pos, std::span<const int32_t> keys, int layers, int kv_heads) override {
+    check_record(pos, layers, kv_heads);
+    const size_t heads = size_t(layers) * size_t(kv_heads), kept = std::min<size_t>(size_t(o_.k), size_t(pos) + 1);
+    SSPAN_CHECK(keys.size() == heads * kept, "recycled span: {} top keys for {} layers x {} KV heads x {} keys",
+                keys.size(), layers, kv_heads, kept);
+    heads_.resize(heads);
     for (size_t h = 0; h < heads; ++h) {
-      top_k_keys(mass.subspan(h * keys, keys), o_.k, order_, heads_[h]);
-      head_ranges_[h].clear();
-      for (const int32_t p : heads_[h]) append_merged(head_ranges_[h], {p, p + 1});
+      const auto mine = keys.subspan(h * kept, kept);
+      for (size_t j = 0; j < kept; ++j)
+        SSPAN_CHECK(mine[j] >= 0 && mine[j] <= pos && (j == 0 || mine[j] > mine[j - 1]),
+                    "recycled span: top key {} of (layer, KV head) {} is {} (keys must ascend within [0, {}])", j, h,
+                    mine[j], pos);
+      heads_[h].assign(mine.begin(), mine.end());
     }
-    mass_pending_ = false;
+    keys_taken();
   }
   bool wants_query() const override { return t_ >= 0 && o_.threshold >= 0 && mode_ != Mode::Dense; }
   void take_query(int32_t pos, std::span<const float> query) override {
@@ -128,6 +126,21 @@ class RecycledTracker final : public SpanTracker {
  private:
   enum class Mode { Dense, Full, Recycled };
   void check_pushed() const { SSPAN_CHECK(t_ >= 0, "recycled span: no token pushed yet"); }
+  // A record (mass or top keys) of the full step at `pos` is what this tracker awaits.
+  void check_record(int32_t pos, int layers, int kv_heads) const {
+    SSPAN_CHECK(mass_pending_ && pos == full_pos_, "recycled span: attention record of position {} but the full step "
+                "awaiting it is at {}", pos, full_pos_);
+    SSPAN_CHECK(layers > 0 && kv_heads > 0, "recycled span: a record of {} layers x {} KV heads", layers, kv_heads);
+  }
+  // heads_ holds the full step's keys: their ranges, and the record is in.
+  void keys_taken() {
+    head_ranges_.resize(heads_.size());
+    for (size_t h = 0; h < heads_.size(); ++h) {
+      head_ranges_[h].clear();
+      for (const int32_t p : heads_[h]) append_merged(head_ranges_[h], {p, p + 1});
+    }
+    mass_pending_ = false;
+  }
   bool needs_full() const {
     if (full_pos_ < 0 || heads_.empty()) return true;
     if (o_.stride > 0 && t_ - full_pos_ >= o_.stride) return true;

@@ -107,6 +107,9 @@ void SpanTracker::append_last_heads(SpanBatch&) const {
 void SpanTracker::take_mass(int32_t, std::span<const float>, int, int) {
   SSPAN_FAIL("span tracker: this policy does not read attention mass");
 }
+void SpanTracker::take_top_keys(int32_t, std::span<const int32_t>, int, int) {
+  SSPAN_FAIL("span tracker: this policy does not read top keys of the attention mass");
+}
 void SpanTracker::take_query(int32_t, std::span<const float>) {
   SSPAN_FAIL("span tracker: this policy does not read queries");
 }

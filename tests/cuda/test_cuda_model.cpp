@@ -12,6 +12,7 @@
 
 #include "cuda_test_util.h"
 #include "model/llama.h"
+#include "model_pair.h"
 #include "span_fixture.h"
 #include "checkpoint_writer/checkpoint_writer.h"
 #include "support/test_paths.h"
@@ -45,15 +46,7 @@ TEST_P(CudaModelTest, LogitsMatchTheCpuBackend) {
   std::mt19937 rng(3);
 
   auto compare = [&](const StepBatch& step, const std::string& what) {
-    cpu.forward(step);
-    gpu.forward(step);
-    const int m = int(step.logit_rows.size());
-    std::vector<float> a(size_t(m) * V), b(size_t(m) * V, NAN);
-    cpu.read_logits(a, m);
-    gpu.read_logits(b, m);
-    const double err = rel_error(b, a);
-    EXPECT_LE(err, bound) << what;
-    expect_close(b, a, 5 * bound, what + " (every logit)");
+    forward_and_compare(cpu, gpu, step, bound, what);
   };
 
   // Prefill: prompts of 40 and 25 tokens in one step (slots 0 and 1).

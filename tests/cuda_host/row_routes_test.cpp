@@ -29,10 +29,10 @@ struct Routed {
   std::vector<int32_t> decode;
 };
 
-Routed route(const Step& s, int min_run = kMinPrefillRunRows) {
+Routed route(const Step& s, int min_run = kMinPrefillRunRows, const std::vector<int32_t>& decode_only = {}) {
   std::vector<int32_t> tiles(2 * s.pos.size() + 2, -1), decode(s.pos.size() + 1, -1);
   Routed out;
-  out.r = route_rows(s.pos, s.slot, s.mode, tiles.data(), decode.data(), min_run);
+  out.r = route_rows(s.pos, s.slot, s.mode, tiles.data(), decode.data(), min_run, decode_only);
   for (int i = 0; i < out.r.prefill_tiles; ++i) out.tiles.emplace_back(tiles[size_t(2 * i)], tiles[size_t(2 * i + 1)]);
   out.decode.assign(decode.begin(), decode.begin() + out.r.decode_rows);
   EXPECT_EQ(tiles[size_t(2 * out.r.prefill_tiles)], -1) << "wrote past the tiles it reports";
@@ -98,6 +98,22 @@ TEST(RowRoutes, MinimumRunOfOneSendsEveryDenseRowToPrefill) {
   const Routed r = route(s, 1);
   EXPECT_EQ(r.tiles, (std::vector<std::pair<int, int>>{{0, 1}}));
   EXPECT_EQ(r.decode, (std::vector<int32_t>{1}));
+}
+
+TEST(RowRoutes, RecordedRowsAndPerHeadRowsGoToTheDecodeKernel) {
+  Step s;
+  s.add_run(0, 0, 20, RowMode::Dense);    // rows 0-19, row 10 recorded: two runs of 10 and 9
+  s.add_run(1, 30, 1, RowMode::Dense);    // row 20: recorded, alone
+  s.add_run(2, 40, 1, RowMode::PerHead);  // row 21
+  s.add_run(3, 0, 16, RowMode::Dense);    // rows 22-37: a prompt
+  const Routed r = route(s, kMinPrefillRunRows, {10, 20});
+  EXPECT_EQ(r.tiles, (std::vector<std::pair<int, int>>{{22, 16}}));
+  EXPECT_EQ(r.decode, (std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+                                            21}));
+  // Even where every Dense row would be a tile of its own.
+  const Routed one = route(s, 1, {10, 20});
+  EXPECT_EQ(one.tiles, (std::vector<std::pair<int, int>>{{0, 10}, {11, 9}, {22, 16}}));
+  EXPECT_EQ(one.decode, (std::vector<int32_t>{10, 20, 21}));
 }
 
 TEST(RowRoutes, MismatchedLengthsAreErrors) {

@@ -167,5 +167,40 @@ TEST(PeerPolicies, RecycledRunsAFullStepWhenTheQueryDrifts) {
   EXPECT_FALSE(SpanPolicy::parse("recycled:k=2,stride=4")->start()->wants_query());
 }
 
+// The top keys selected where the mass lives (Backend::read_attention_top_k) give the spans
+// the whole mass gives; malformed key lists are errors.
+TEST(PeerPolicies, RecycledTakesTopKeysAsItTakesTheMass) {
+  const auto policy = SpanPolicy::parse("recycled:k=2,stride=4");
+  auto from_mass = policy->start(), from_keys = policy->start();
+  for (auto* tr : {&from_mass, &from_keys}) {
+    for (int i = 0; i < 5; ++i) (*tr)->push("x", true);
+    (*tr)->push("y", false);  // t = 5: full
+  }
+  EXPECT_EQ(from_keys->mass_top_k(), 2);
+  EXPECT_EQ(SpanPolicy::parse("window:recent=4")->start()->mass_top_k(), 0);
+  from_mass->take_mass(5, fake_mass(5, 2), 1, 2);
+  // Head 0's top 2 (see above) are keys 4 and 5, head 1's keys 3 and 4.
+  EXPECT_THAT([&] { from_keys->take_top_keys(5, std::vector<int32_t>{5, 4, 3, 4}, 1, 2); },
+              ThrowsMessage<Error>(HasSubstr("keys must ascend")));
+  EXPECT_THAT([&] { from_keys->take_top_keys(5, std::vector<int32_t>{4, 6, 3, 4}, 1, 2); },
+              ThrowsMessage<Error>(HasSubstr("keys must ascend within [0, 5]")));
+  EXPECT_THAT([&] { from_keys->take_top_keys(5, std::vector<int32_t>{4, 5, 3}, 1, 2); },
+              ThrowsMessage<Error>(HasSubstr("3 top keys for 1 layers x 2 KV heads x 2")));
+  from_keys->take_top_keys(5, std::vector<int32_t>{4, 5, 3, 4}, 1, 2);
+  for (int t = 6; t < 9; ++t) {
+    SpanBatch a, b;
+    a.reset(16);
+    b.reset(16);
+    from_mass->push("y", false);
+    from_keys->push("y", false);
+    from_mass->append_last_heads(a);
+    from_keys->append_last_heads(b);
+    EXPECT_EQ(a.block_ids, b.block_ids) << "t=" << t;
+    EXPECT_EQ(a.masks, b.masks) << "t=" << t;
+    EXPECT_EQ(a.tail_start, b.tail_start) << "t=" << t;
+    EXPECT_EQ(from_keys->last_count(), from_mass->last_count());
+  }
+}
+
 }  // namespace
 }  // namespace sspan
