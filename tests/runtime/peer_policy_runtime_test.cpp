@@ -53,8 +53,9 @@ TEST(PeerPolicyRuntime, MixedBatchesGiveWhatEachRequestGivesAlone) {
     EXPECT_EQ(busy.ids, single[i].ids) << specs[i];
     EXPECT_EQ(busy.span.sparse_tokens, single[i].span.sparse_tokens) << specs[i];
     EXPECT_DOUBLE_EQ(busy.span.mean_sparsity, single[i].span.mean_sparsity) << specs[i];
-    if (specs[i].starts_with("recycled:k=4") || specs[i].starts_with("window:sink=0"))
+    if (specs[i].starts_with("recycled:k=4") || specs[i].starts_with("window:sink=0")) {
       EXPECT_GT(busy.span.mean_sparsity, 0.0) << specs[i] << " attends fewer keys than dense";
+    }
   }
 }
 
