@@ -12,6 +12,7 @@
 
 #include "sspan/checkpoint.h"
 #include "sspan/error.h"
+#include "support/expect_error.h"
 
 namespace sspan::test {
 
@@ -38,17 +39,6 @@ inline std::string read_bytes(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
 
-// The message of the sspan::Error that `fn` throws; a test failure when it throws
-// nothing (an empty string then fails every HasSubstr check as well).
-inline std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const sspan::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an sspan::Error";
-  return {};
-}
 
 inline std::string parse_error(const std::string& bytes, std::string_view source = "t.safetensors") {
   return error_of([&] { parse_safetensors(as_bytes(bytes), source); });

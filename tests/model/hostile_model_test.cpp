@@ -14,6 +14,7 @@
 #include "model/memory_plan.h"
 #include "model/weight_check.h"
 #include "sspan/engine.h"
+#include "support/expect_error.h"
 #include "support/test_paths.h"
 
 namespace sspan {
@@ -24,15 +25,7 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using json = nlohmann::json;
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an sspan::Error";
-  return {};
-}
+using test::error_of;
 
 void set_config_key(const fs::path& dir, const std::string& key, const json& value) {
   json c = json::parse(std::ifstream(dir / "config.json"));

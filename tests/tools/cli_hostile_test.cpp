@@ -13,6 +13,7 @@
 #include "checkpoint_writer/checkpoint_writer.h"
 #include "generate/batch_file.h"
 #include "sspan/error.h"
+#include "support/expect_error.h"
 #include "support/test_paths.h"
 #include "support/tool_run.h"
 
@@ -28,15 +29,7 @@ using test::ToolRun;
 
 ToolRun run_tool(const std::string& command) { return test::run_command(command); }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an sspan::Error";
-  return {};
-}
+using test::error_of;
 
 void write_file(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
 
