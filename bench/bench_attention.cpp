@@ -5,7 +5,9 @@
 // Reports ns per attended key, the GB/s of attended K/V bytes and their share of the host
 // read bandwidth measured in the same run, the cost per key against dense, and the span
 // bookkeeping of a step (set_step: validation + decoding the span) against the attention of
-// the model's layers.
+// the model's layers. Beside the op, the same attended bytes are read with no arithmetic
+// (ReadOnlyWalk): what the memory system alone charges for a pattern's runs, the bound the
+// op's cost per key is measured against.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 
 #include "bench.h"
 #include "common/check.h"
+#include "cpu/thread_pool.h"
 #include "model/backend.h"
 
 namespace sspan::bench {
@@ -95,6 +98,44 @@ std::vector<double> reference_head(const std::vector<float>& q_row, const std::v
   return out;
 }
 
+// A copy of the CPU backend's cache layout, K and V each [layers][slots][Hkv][C][row_bytes]
+// (src/cpu/cpu_backend.cpp), whose attended rows are read as 64-bit words and XORed: every
+// (row, KV head) pair a task, spread over the threads as the op spreads them, with no
+// arithmetic beyond the XOR. Its time for a pattern is the memory system's price for the
+// pattern's runs of bytes.
+class ReadOnlyWalk {
+ public:
+  ReadOnlyWalk(int layers, int slots, int kv_heads, int context, size_t row_bytes)
+      : slots_(slots), kv_heads_(kv_heads), context_(context), row_words_(row_bytes / 8),
+        k_(size_t(layers) * size_t(slots) * size_t(kv_heads) * size_t(context) * row_words_), v_(k_.size()) {
+    SSPAN_CHECK(row_bytes % 8 == 0, "read-only walk: rows of {} bytes", row_bytes);
+    cpu::parallel_chunks(int64_t(k_.size()), int64_t(1) << 16, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) k_[size_t(i)] = uint64_t(i), v_[size_t(i)] = ~uint64_t(i);
+    });
+  }
+
+  // Reads `ranges[r]` of every KV head of slot r in `layer`, r < ranges.size().
+  void read(int layer, const std::vector<std::vector<PosRange>>& ranges) {
+    const int64_t pairs = int64_t(ranges.size()) * kv_heads_;
+    acc_.assign(size_t(cpu::num_threads()), 0);
+    cpu::parallel_for(pairs, [&](int64_t p, int thread) {
+      const int r = int(p / kv_heads_), h = int(p % kv_heads_);
+      const size_t head = ((size_t(layer) * size_t(slots_) + size_t(r)) * size_t(kv_heads_) + size_t(h)) *
+                          size_t(context_) * row_words_;
+      uint64_t a = 0;
+      for (const PosRange& range : ranges[size_t(r)])
+        for (size_t i = head + size_t(range.begin) * row_words_; i < head + size_t(range.end) * row_words_; ++i)
+          a ^= k_[i] ^ v_[i];
+      acc_[size_t(thread)] ^= a;  // the reads' result, stored where the caller can see it
+    });
+  }
+
+ private:
+  int slots_, kv_heads_, context_;
+  size_t row_words_;
+  std::vector<uint64_t> k_, v_, acc_;  // acc_: [threads] each thread's XOR
+};
+
 void run_case(const AttentionArgs& a, const Shape& sh, int batch, int context, DType kv_dtype, double bw) {
   const int D = sh.head_dim, Hkv = sh.kv_heads, Hq = sh.q_heads, t = context - 1;
   const double pos_bytes = 2.0 * Hkv * D * double(dtype_size(kv_dtype));  // K + V of one position, one layer
@@ -149,7 +190,8 @@ void run_case(const AttentionArgs& a, const Shape& sh, int batch, int context, D
     std::string pattern;
     SpanBatch span;
     double attended = 0;  // mean attended positions per row
-    std::vector<double> op_s, book_s, per_key_vs_dense;  // per timed rep
+    std::vector<std::vector<PosRange>> ranges;  // [batch] each row's attended ranges
+    std::vector<double> op_s, book_s, read_s, per_key_vs_dense, read_vs_dense;  // per timed rep
   };
   std::vector<Case> cases;
   for (const std::string& pattern : a.patterns) {
@@ -159,7 +201,10 @@ void run_case(const AttentionArgs& a, const Shape& sh, int batch, int context, D
     std::mt19937 pattern_rng(99);
     if (pattern != "dense")
       for (int s = 0; s < batch; ++s) add_pattern_row(pattern, t, a.block, pattern_rng, c.span);
-    for (int s = 0; s < batch; ++s) c.attended += pattern == "dense" ? double(t + 1) : double(c.span.row_count(s));
+    for (int s = 0; s < batch; ++s) {
+      c.ranges.push_back(pattern == "dense" ? std::vector<PosRange>{{0, t + 1}} : c.span.row_ranges(s));
+      c.attended += pattern == "dense" ? double(t + 1) : double(c.span.row_count(s));
+    }
     c.attended /= batch;
     cases.push_back(std::move(c));
   }
@@ -171,8 +216,7 @@ void run_case(const AttentionArgs& a, const Shape& sh, int batch, int context, D
   for (const Case& c : cases) {
     be->set_step(step_of(c));
     be->attention(0, q, out, batch);
-    const auto ranges = c.pattern == "dense" ? std::vector<PosRange>{{0, t + 1}} : c.span.row_ranges(0);
-    const auto want = reference_head(q0, ranges, k0, v0, 0, D);
+    const auto want = reference_head(q0, c.ranges[0], k0, v0, 0, D);
     for (int i = 0; i < D; ++i)
       SSPAN_CHECK(std::abs(out.ptr<float>()[i] - want[size_t(i)]) <= 1e-4 * std::max(1.0, std::abs(want[size_t(i)])),
                   "validation: {} pattern '{}' element {}: {} against the reference {}", sh.name, c.pattern, i,
@@ -181,6 +225,7 @@ void run_case(const AttentionArgs& a, const Shape& sh, int batch, int context, D
 
   // The patterns take turns within every rep, so a change in the machine's load hits them
   // alike; ratios against dense are taken rep by rep. Rep 0 warms up.
+  ReadOnlyWalk walk(layers, batch, Hkv, context, size_t(D) * dtype_size(kv_dtype));
   const Case* dense = nullptr;
   for (const Case& c : cases)
     if (c.pattern == "dense") dense = &c;
@@ -191,8 +236,12 @@ void run_case(const AttentionArgs& a, const Shape& sh, int batch, int context, D
       const double set_s = seconds_since(t0);
       t0 = Clock::now();
       for (int l = 0; l < layers; ++l) be->attention(l, q, out, batch);
+      const double op_s = seconds_since(t0) / layers;
+      t0 = Clock::now();
+      for (int l = 0; l < layers; ++l) walk.read(l, c.ranges);
       if (rep == 0) continue;
-      c.op_s.push_back(seconds_since(t0) / layers);
+      c.read_s.push_back(seconds_since(t0) / layers);
+      c.op_s.push_back(op_s);
       c.book_s.push_back(set_s);
     }
   const auto median = [](std::vector<double> v) {
@@ -203,24 +252,29 @@ void run_case(const AttentionArgs& a, const Shape& sh, int batch, int context, D
   fmt::print("\n{} (Hq {}, Hkv {}, D {}), batch {}, context {}, {} KV cache: {} layers of {:.0f} MiB walked in turn\n",
              sh.name, Hq, Hkv, D, batch, context, dtype_name(kv_dtype), layers, layer_bytes / (1 << 20));
   fmt::print("| pattern | attended | ns/key | GB/s K/V | % of bandwidth | per key vs dense [min, max] | "
-             "op time vs dense | bookkeeping us | bookkeeping % of {} layers |\n",
+             "op time vs dense | read-only GB/s | read-only per key vs dense | bookkeeping us | "
+             "bookkeeping % of {} layers |\n",
              sh.layers);
-  fmt::print("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  fmt::print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (Case& c : cases) {
     const double op = median(c.op_s), keys = c.attended * batch;
     const double ns_key = op * 1e9 / keys, gbs = keys * pos_bytes / op / 1e9;
-    std::string vs_dense = "-", time_vs = "-";
+    std::string vs_dense = "-", time_vs = "-", read_vs = "-";
     if (dense) {
-      for (size_t i = 0; i < c.op_s.size(); ++i)
-        c.per_key_vs_dense.push_back(c.op_s[i] / keys / (dense->op_s[i] / (dense->attended * batch)));
+      const double dense_keys = dense->attended * batch;
+      for (size_t i = 0; i < c.op_s.size(); ++i) {
+        c.per_key_vs_dense.push_back(c.op_s[i] / keys / (dense->op_s[i] / dense_keys));
+        c.read_vs_dense.push_back(c.read_s[i] / keys / (dense->read_s[i] / dense_keys));
+      }
       const auto [lo, hi] = std::minmax_element(c.per_key_vs_dense.begin(), c.per_key_vs_dense.end());
       vs_dense = fmt::format("{:.3f} [{:.2f}, {:.2f}]", median(c.per_key_vs_dense), *lo, *hi);
       time_vs = fmt::format("{:.3f}", op / median(dense->op_s));
+      read_vs = fmt::format("{:.3f}", median(c.read_vs_dense));
     }
-    const double book = median(c.book_s);
-    fmt::print("| {} | {:.1f}% | {:.2f} | {:.2f} | {:.1f} | {} | {} | {:.1f} | {:.2f} |\n", c.pattern,
+    const double book = median(c.book_s), read_gbs = keys * pos_bytes / median(c.read_s) / 1e9;
+    fmt::print("| {} | {:.1f}% | {:.2f} | {:.2f} | {:.1f} | {} | {} | {:.2f} | {} | {:.1f} | {:.2f} |\n", c.pattern,
                100.0 * c.attended / (t + 1), ns_key, gbs, bw > 0 ? 100.0 * gbs / bw : 0.0, vs_dense, time_vs,
-               book * 1e6, 100.0 * book / (op * sh.layers));
+               read_gbs, read_vs, book * 1e6, 100.0 * book / (op * sh.layers));
   }
 }
 
@@ -236,6 +290,8 @@ void run(const AttentionArgs& a) {
   fmt::print("One attention op = one layer of one decode step: every row at the last position of its context.\n"
              "ns/key = op time / (rows x attended positions); GB/s = attended K/V bytes of all KV heads / op time;\n"
              "medians over {} reps in which the patterns take turns; per key vs dense is taken rep by rep;\n"
+             "read-only = the same attended K/V bytes read with no arithmetic, in the cache's layout: the memory\n"
+             "system's own price for the pattern's runs;\n"
              "bookkeeping = set_step (span validation and decoding) against the attention of the model's layers.\n",
              a.reps);
   for (const auto& sh : shapes)

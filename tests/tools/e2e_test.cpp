@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "e2e_replay.h"
@@ -151,6 +152,34 @@ TEST(BenchCli, ListsAreCommaSeparatedAndCountsPositiveInEverySubcommand) {
   const CliRun zero_context = bench("attention --context 0");
   EXPECT_NE(zero_context.code, 0);
   EXPECT_THAT(zero_context.err, HasSubstr("--context"));
+}
+
+// sspan-bench attention: the op validated against a float64 reference, and beside it the
+// same attended bytes read with no arithmetic, whose cost per key against dense is the
+// memory system's own price for a pattern.
+TEST(BenchCli, AttentionReportsTheReadOnlyPriceOfEachPattern) {
+  const CliRun r = bench("attention --shape 2:2:32:1 --batch 2 --context 300 --pattern dense,alt64 --reps 2 "
+                         "--min-cache-mib 1 -t 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("| read-only GB/s | read-only per key vs dense |"));
+  std::map<std::string, std::vector<std::string>> rows;  // pattern -> cells
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("| dense |", 0) != 0 && line.rfind("| alt64 |", 0) != 0) continue;
+    std::vector<std::string> cells;
+    std::istringstream cols(line.substr(1));
+    for (std::string cell; std::getline(cols, cell, '|');) cells.push_back(cell.substr(1, cell.size() - 2));
+    rows[cells[0]] = cells;
+  }
+  ASSERT_EQ(rows.size(), 2u) << r.out;
+  // Position 299: the dense tail from 256, and of the 256 before it the blocks at 0 and 128.
+  EXPECT_EQ(rows["alt64"][1], "57.3%");
+  EXPECT_EQ(rows["dense"][8], "1.000");  // read-only per key vs dense
+  for (const auto& [pattern, cells] : rows) {
+    ASSERT_GE(cells.size(), 9u) << pattern;
+    EXPECT_GT(std::stod(cells[7]), 0.0) << pattern << ": read-only GB/s";
+    EXPECT_GT(std::stod(cells[8]), 0.0) << pattern << ": read-only per key vs dense";
+  }
 }
 
 // sspan-bench decode --span: the tg test once per policy, each row's span from the policy's
