@@ -18,7 +18,6 @@
 
 #include "bench.h"
 #include "common/check.h"
-#include "cpu/span_attention.h"
 #include "cpu/thread_pool.h"
 #include "model/backend.h"
 
@@ -99,16 +98,16 @@ std::vector<double> reference_head(const std::vector<float>& q_row, const std::v
   return out;
 }
 
-// A copy of the CPU backend's cache, K and V each `layers` layers laid out as
-// cpu::KvLayout::Blocked, whose attended rows are read as 64-bit words and XORed in the
-// order the op reads them: a task per row, and within it each cache block's run of attended
-// positions for every KV head in turn. No arithmetic beyond the XOR: its time for a pattern
-// is the memory system's price for the pattern's runs of bytes.
+// A copy of the CPU backend's cache layout, K and V each [layers][slots][Hkv][C][row_bytes]
+// (src/cpu/cpu_backend.cpp), whose attended rows are read as 64-bit words and XORed: every
+// (row, KV head) pair a task, spread over the threads as the op spreads them, with no
+// arithmetic beyond the XOR. Its time for a pattern is the memory system's price for the
+// pattern's runs of bytes.
 class ReadOnlyWalk {
  public:
-  ReadOnlyWalk(int layers, int slots, int kv_heads, int context, int row_bytes)
-      : view_{nullptr, nullptr, slots, kv_heads, context, row_bytes / 8, DType::F32, cpu::KvLayout::Blocked},
-        k_(size_t(layers) * size_t(view_.elements())), v_(k_.size()) {
+  ReadOnlyWalk(int layers, int slots, int kv_heads, int context, size_t row_bytes)
+      : slots_(slots), kv_heads_(kv_heads), context_(context), row_words_(row_bytes / 8),
+        k_(size_t(layers) * size_t(slots) * size_t(kv_heads) * size_t(context) * row_words_), v_(k_.size()) {
     SSPAN_CHECK(row_bytes % 8 == 0, "read-only walk: rows of {} bytes", row_bytes);
     cpu::parallel_chunks(int64_t(k_.size()), int64_t(1) << 16, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) k_[size_t(i)] = uint64_t(i), v_[size_t(i)] = ~uint64_t(i);
@@ -117,25 +116,23 @@ class ReadOnlyWalk {
 
   // Reads `ranges[r]` of every KV head of slot r in `layer`, r < ranges.size().
   void read(int layer, const std::vector<std::vector<PosRange>>& ranges) {
-    const size_t words = size_t(view_.head_dim), base = size_t(layer) * size_t(view_.elements());
+    const int64_t pairs = int64_t(ranges.size()) * kv_heads_;
     acc_.assign(size_t(cpu::num_threads()), 0);
-    cpu::parallel_for(int64_t(ranges.size()), [&](int64_t r, int thread) {
+    cpu::parallel_for(pairs, [&](int64_t p, int thread) {
+      const int r = int(p / kv_heads_), h = int(p % kv_heads_);
+      const size_t head = ((size_t(layer) * size_t(slots_) + size_t(r)) * size_t(kv_heads_) + size_t(h)) *
+                          size_t(context_) * row_words_;
       uint64_t a = 0;
       for (const PosRange& range : ranges[size_t(r)])
-        for (int p = range.begin; p < range.end;) {
-          const int end = std::min(range.end, (p / cpu::kKvBlock + 1) * cpu::kKvBlock);  // within p's block
-          for (int h = 0; h < view_.kv_heads; ++h) {
-            const size_t first = base + size_t(view_.row(int(r), h, p)) * words, count = size_t(end - p) * words;
-            for (size_t i = first; i < first + count; ++i) a ^= k_[i] ^ v_[i];
-          }
-          p = end;
-        }
+        for (size_t i = head + size_t(range.begin) * row_words_; i < head + size_t(range.end) * row_words_; ++i)
+          a ^= k_[i] ^ v_[i];
       acc_[size_t(thread)] ^= a;  // the reads' result, stored where the caller can see it
     });
   }
 
  private:
-  cpu::KvLayerView view_;  // one layer, a row being head_dim 64-bit words
+  int slots_, kv_heads_, context_;
+  size_t row_words_;
   std::vector<uint64_t> k_, v_, acc_;  // acc_: [threads] each thread's XOR
 };
 
@@ -228,7 +225,7 @@ void run_case(const AttentionArgs& a, const Shape& sh, int batch, int context, D
 
   // The patterns take turns within every rep, so a change in the machine's load hits them
   // alike; ratios against dense are taken rep by rep. Rep 0 warms up.
-  ReadOnlyWalk walk(layers, batch, Hkv, context, D * int(dtype_size(kv_dtype)));
+  ReadOnlyWalk walk(layers, batch, Hkv, context, size_t(D) * dtype_size(kv_dtype));
   const Case* dense = nullptr;
   for (const Case& c : cases)
     if (c.pattern == "dense") dense = &c;
