@@ -12,10 +12,8 @@
 namespace sspan::cpu::attn {
 
 // Positions per tile. The online softmax rescales the running output once per tile, and
-// the next tile's K/V rows are prefetched while this one is computed. A tile is one block
-// of the CPU cache's blocked layout (kKvBlock) when its positions are: each KV head's rows
-// of it are then one contiguous stretch, and the heads' stretches are adjacent.
-inline constexpr int kTile = 16;
+// the next tile's K/V rows are prefetched while this one is computed.
+inline constexpr int kTile = 32;
 // Query heads of a GQA group computed together on one pass over a tile (more are done
 // in further passes over the same, L1-resident, tile).
 inline constexpr int kHeadBlock = 4;
@@ -28,44 +26,33 @@ struct BHalf {
   uint16_t bits;
 };
 
-// One chunk of one query row over `kv_heads` consecutive KV heads: `count` consecutive
-// attended positions of the row, starting `offset` positions into ranges[range]. The kernel
-// computes the softmax state {o, m, d} of the chunk for the kv_heads * G query heads of
-// those KV heads, reading each K/V row once. It walks the chunk a tile of positions at a
-// time and, within a tile, every KV head in turn.
-//
-// Where a row lives: the cache is cut into blocks of 2^block_shift positions; position p of
-// the task's KV head h is the row at element
-//   (p >> block_shift) * block_stride + (p & (2^block_shift - 1)) * head_dim + h * head_stride
-// from k (and v). A head-major cache is one block per head (block_shift large).
+// One chunk of one (query row, KV head): `count` consecutive attended positions of the row,
+// starting `offset` positions into ranges[range]. The kernel computes the softmax state
+// {o, m, d} of the chunk for the G query heads of the KV head, reading each K/V row once.
 struct ChunkArgs {
-  const void* k = nullptr;   // keys of this slot's first KV head of the task, in `dtype`
-  const void* v = nullptr;   // values, same layout
-  int block_shift = 30;      // log2 of the positions per block
-  int64_t block_stride = 0;  // elements from one block of a head to the next
-  int64_t head_stride = 0;   // elements from one KV head to the next
+  const void* k = nullptr;  // [C][D] keys of this (slot, KV head) in `dtype`; position p at p * D
+  const void* v = nullptr;  // [C][D] values, same layout
   DType dtype = DType::F32;
-  int head_dim = 0;          // D
-  int kv_heads = 1;          // KV heads of the task
-  int group = 0;             // G query heads served by each KV head
-  const float* q = nullptr;  // [kv_heads * G][D] their queries, fp32
-  float scale_log2 = 0.f;    // log2(e) / sqrt(D): scores come out in log2 units (exp2)
+  int head_dim = 0;         // D
+  int group = 0;            // G query heads served by this KV head
+  const float* q = nullptr; // [G][D] their queries, fp32
+  float scale_log2 = 0.f;   // log2(e) / sqrt(D): scores come out in log2 units (exp2)
   const PosRange* ranges = nullptr;  // the row's attended ranges, ascending
-  int range = 0;             // the chunk starts at ranges[range].begin + offset
+  int range = 0;            // the chunk starts at ranges[range].begin + offset
   int offset = 0;
-  int count = 0;             // attended positions in the chunk (0: an empty state)
+  int count = 0;            // attended positions in the chunk (0: an empty state)
   // Scratch, 64-byte aligned:
-  float* q_scaled = nullptr;  // [kv_heads * G][D] q * scale_log2
-  float* acc = nullptr;       // [kv_heads * G][D] running output, not yet divided by d
-  float* scores = nullptr;    // [min(G, kHeadBlock)][kTile] scores, then probabilities, of a tile
+  float* q_scaled = nullptr;  // [G][D] q * scale_log2
+  float* acc = nullptr;       // [G][D] running output, not yet divided by d
+  float* scores = nullptr;    // [kHeadBlock][kTile] scores, then probabilities, of a tile
   // Optional: the chunk's scores in log2 units are also kept, position j of the chunk
-  // (0 <= j < count) of query head i (0 <= i < kv_heads * G) at raw_scores[i * raw_stride + j].
+  // (0 <= j < count) of query head g at raw_scores[g * raw_stride + j].
   float* raw_scores = nullptr;
   int64_t raw_stride = 0;
   // The chunk's state:
-  float* o = nullptr;  // [kv_heads * G][D] output divided by d (zeros when count = 0)
-  float* m = nullptr;  // [kv_heads * G] max score in log2 units (-inf when count = 0)
-  float* d = nullptr;  // [kv_heads * G] sum over the chunk of exp2(score - m)
+  float* o = nullptr;  // [G][D] output divided by d (zeros when count = 0)
+  float* m = nullptr;  // [G] max score in log2 units (-inf when count = 0)
+  float* d = nullptr;  // [G] sum over the chunk of exp2(score - m)
 };
 
 void attend_chunk_scalar(const ChunkArgs& args);

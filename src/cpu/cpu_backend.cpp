@@ -14,7 +14,6 @@
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
 #include "model/backend.h"
-#include "model/memory_plan.h"
 
 namespace sspan {
 namespace {
@@ -89,7 +88,7 @@ class CpuBackend final : public Backend {
 
   void alloc_kv_cache(const KvCacheShape& s) override {
     kv_ = s;
-    const size_t bytes = size_t(s.layers) * size_t(layer_view(nullptr, nullptr).elements()) * dtype_size(kv_dtype_);
+    const size_t bytes = size_t(s.layers) * s.slots * s.kv_heads * s.max_ctx * s.head_dim * dtype_size(kv_dtype_);
     k_cache_.reset();
     v_cache_.reset();
     cache_bytes_ = 0;
@@ -147,7 +146,8 @@ class CpuBackend final : public Backend {
   }
   void attention(int layer, const Tensor& q, Tensor& out, int n) override {
     const size_t base = cache_offset(layer, 0, 0, 0) * dtype_size(kv_dtype_);
-    const cpu::KvLayerView kv = layer_view(k_cache_.get() + base, v_cache_.get() + base);
+    const cpu::KvLayerView kv{k_cache_.get() + base, v_cache_.get() + base, kv_.slots, kv_.kv_heads,
+                              kv_.max_ctx,           kv_.head_dim,          kv_dtype_};
     const int Hq = int(row_width(q) / kv_.head_dim);
     const cpu::AttentionMass mass{mass_record_.data(), mass_.data() + size_t(layer) * mass_head_floats(),
                                   int64_t(kv_.layers) * int64_t(mass_head_floats()), mass_stride_};
@@ -238,21 +238,16 @@ class CpuBackend final : public Backend {
     }
   }
 
-  static_assert(cpu::kKvBlock == kCpuKvBlock, "the memory plan counts the blocked cache's positions");
-  // One layer of the cache, whose K and V start at k and v.
-  cpu::KvLayerView layer_view(const void* k, const void* v) const {
-    return {k, v, kv_.slots, kv_.kv_heads, kv_.max_ctx, kv_.head_dim, kv_dtype_, cpu::KvLayout::Blocked};
-  }
   // Element offset of (layer, slot, head, position) in the cache.
   size_t cache_offset(int layer, int slot, int h, int pos) const {
-    const cpu::KvLayerView view = layer_view(nullptr, nullptr);
-    return size_t(layer) * size_t(view.elements()) + size_t(view.row(slot, h, pos)) * size_t(kv_.head_dim);
+    return (((size_t(layer) * kv_.slots + size_t(slot)) * kv_.kv_heads + size_t(h)) * kv_.max_ctx + size_t(pos)) *
+           kv_.head_dim;
   }
 
   KvCacheShape kv_;
   DType kv_dtype_;
   cpu::Isa isa_;
-  CacheBuffer k_cache_, v_cache_;  // [L] layers of kv_dtype_, each laid out as cpu::KvLayout::Blocked
+  CacheBuffer k_cache_, v_cache_;  // [L][S][Hkv][C][D] of kv_dtype_
   size_t cache_bytes_ = 0;
   StepBatch step_;
   cpu::AttendedRanges attended_;  // this step's attended positions, read by every layer

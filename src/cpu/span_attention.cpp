@@ -17,10 +17,9 @@
 namespace sspan::cpu {
 namespace {
 
-// Rows are split into chunks across threads when there are fewer units (a row, or a
-// (row, KV head) under per-head spans) than this per thread (batch 1 at long context).
-// Otherwise each unit is one task whose chunks run in order on one thread; the arithmetic
-// is the same either way.
+// Rows are split into chunks across threads when there are fewer (row, KV head) pairs
+// than this per thread (batch 1 at long context). Otherwise each pair is one task whose
+// chunks run in order on one thread; the arithmetic is the same either way.
 constexpr int kSplitBelowPairsPerThread = 4;
 
 using ChunkKernel = void (*)(const attn::ChunkArgs&);
@@ -36,12 +35,12 @@ ChunkKernel chunk_kernel(Isa isa, int head_dim) {
 
 size_t round16(size_t floats) { return (floats + 15) / 16 * 16; }  // whole 64-byte lines
 
-// Per-thread kernel scratch: q_scaled and acc [QG][D], scores [kHeadBlock][kTile].
+// Per-thread kernel scratch: q_scaled and acc [G][D], scores [kHeadBlock][kTile].
 size_t kernel_scratch_floats(int group, int head_dim) {
   return 2 * round16(size_t(group) * size_t(head_dim)) + round16(size_t(attn::kHeadBlock) * attn::kTile);
 }
 
-// One chunk's state for the QG query heads of a unit: o [QG][D], then m [QG] and d [QG].
+// One chunk's state for the G query heads of a KV head: o [G][D], then m [G] and d [G].
 struct ChunkState {
   float* o;
   float* m;
@@ -57,7 +56,7 @@ ChunkState state_at(float* base, int group, int head_dim) {
 
 int chunks_of(int count, int chunk) { return count <= chunk ? 1 : (count + chunk - 1) / chunk; }
 
-// out[G][D] from the states of a unit's chunks (G = its query heads), `n` states `stride` floats apart,
+// out[G][D] from the states of a (row, KV head)'s chunks, `n` states `stride` floats apart,
 // as sparse_decode_merge_kernel: state s weighs d_s * exp2(m_s - max m); a state with
 // m = -inf weighs nothing, and a row with no attended position yields zeros.
 // The merged state's m and normaliser go to m_out[G] and d_out[G] when given.
@@ -172,158 +171,145 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
   const auto* k_bytes = static_cast<const std::byte*>(kv.k);
   const auto* v_bytes = static_cast<const std::byte*>(kv.v);
 
-  // The work is cut into units: a row's KV heads that share one span are one unit (one
-  // pass over the positions serves them all); with a span per KV head each (row, KV head)
-  // is a unit of its own. Unit u is row u / per_row, KV heads [h0, h0 + H) with
-  // h0 = (u % per_row) * H, and QG = H * G query heads.
   const int Hkv = kv.kv_heads, G = Hq / Hkv;
+  const int64_t pairs = int64_t(n) * Hkv;  // (row, KV head) pairs
   const bool per_head = ranges.rows() != n;
-  const int H = per_head ? 1 : Hkv, per_row = Hkv / H, QG = H * G;
-  const int64_t units = int64_t(n) * per_row;
-  // Unit u's row of attended ranges (a ranges row per unit either way), and its count.
-  const auto count_of = [&](int64_t u) { return ranges.count[size_t(u)]; };
-  const auto row_of = [&](int64_t u) { return int(u / per_row); };
-  const auto head0_of = [&](int64_t u) { return int(u % per_row) * H; };
+  // The ranges row of (row r, KV head h), and its attended count.
+  const auto range_row = [&](int r, int h) { return per_head ? r * Hkv + h : r; };
+  const auto count_of = [&](int r, int h) { return ranges.count[size_t(range_row(r, h))]; };
 
   int64_t work = 0, tasks = 0;
   int max_chunks = 1;
-  for (int64_t u = 0; u < units; ++u) {
-    const int c = chunks_of(count_of(u), chunk);
-    max_chunks = std::max(max_chunks, c);
-    tasks += c;
-    work += int64_t(count_of(u)) * QG * D;
-  }
+  for (int r = 0; r < n; ++r)
+    for (int h = 0; h < Hkv; ++h) {
+      const int c = chunks_of(count_of(r, h), chunk);
+      max_chunks = std::max(max_chunks, c);
+      tasks += c;
+      work += int64_t(count_of(r, h)) * G * D;
+    }
   const bool parallel = work >= (int64_t(1) << 16);  // enough to pay for waking the threads
   const int threads = parallel ? num_threads() : 1;
-  const bool split = parallel && tasks > units && units < kSplitBelowPairsPerThread * threads;
+  const bool split = parallel && tasks > pairs && pairs < kSplitBelowPairsPerThread * threads;
 
-  const size_t scratch_floats = kernel_scratch_floats(QG, D), state_stride = state_floats(QG, D);
+  const size_t scratch_floats = kernel_scratch_floats(G, D), state_stride = state_floats(G, D);
   const size_t states = split ? size_t(tasks) : size_t(threads) * size_t(max_chunks);
   float* scratch_base = workspace.floats(size_t(threads) * scratch_floats + states * state_stride);
   float* state_base = scratch_base + size_t(threads) * scratch_floats;
 
-  // Recorded rows: per record the raw scores [Hq][max_count], then the final m [Hq] and
-  // normaliser d [Hq].
+  // Recorded rows: per (record, KV head) the raw scores [G][max_count], then the final
+  // m [G] and normaliser d [G].
   int records = 0, max_count = 0;
   if (mass)
-    for (int64_t u = 0; u < units; ++u)
-      if (mass->record[row_of(u)] >= 0) {
-        records = std::max(records, mass->record[row_of(u)] + 1);
-        max_count = std::max(max_count, count_of(u));
+    for (int r = 0; r < n; ++r)
+      if (mass->record[r] >= 0) {
+        records = std::max(records, mass->record[r] + 1);
+        for (int h = 0; h < Hkv; ++h) max_count = std::max(max_count, count_of(r, h));
       }
-  const size_t record_floats = size_t(Hq) * size_t(max_count) + 2 * size_t(Hq);
-  float* record_base = records ? workspace.score_floats(size_t(records) * record_floats) : nullptr;
-  const auto record_of = [&](int r) -> float* {
+  const size_t record_floats = size_t(G) * size_t(max_count) + 2 * size_t(G);
+  float* record_base = records ? workspace.score_floats(size_t(records) * size_t(Hkv) * record_floats) : nullptr;
+  const auto record_of = [&](int r, int h) -> float* {
     if (!mass || mass->record[r] < 0) return nullptr;
-    return record_base + size_t(mass->record[r]) * record_floats;
+    return record_base + (size_t(mass->record[r]) * size_t(Hkv) + size_t(h)) * record_floats;
   };
-  // In a record, the final m of the query heads from KV head h0 on; their d is Hq further on.
-  const auto record_state = [&](float* rec, int h0) { return rec + size_t(Hq) * size_t(max_count) + size_t(h0) * G; };
-  // The recorded mass of unit u's KV heads from their raw scores and final states.
-  const auto finish_mass = [&](int64_t u) {
-    const int r = row_of(u), h0 = head0_of(u);
-    float* rec = record_of(r);
+  // The recorded mass of (row r, KV head h) from its raw scores and final state.
+  const auto finish_mass = [&](int r, int h) {
+    const float* rec = record_of(r, h);
     if (!rec) return;
-    const float* m = record_state(rec, 0);  // [Hq], then d [Hq]
-    const int count = count_of(u);
-    for (int h = h0; h < h0 + H; ++h) {
-      float* dst = mass->out + int64_t(mass->record[r]) * mass->row_stride + int64_t(h) * mass->head_stride;
-      std::fill(dst, dst + count, 0.f);
-      for (int g = h * G; g < (h + 1) * G; ++g) {
-        if (!(m[Hq + g] > 0.f)) continue;
-        const float inv = 1.f / m[Hq + g];
-        const float* raw = rec + size_t(g) * size_t(max_count);
-        for (int j = 0; j < count; ++j) dst[j] += std::exp2(raw[j] - m[g]) * inv;
-      }
+    const float* m = rec + size_t(G) * size_t(max_count);
+    const float* d = m + G;
+    float* dst = mass->out + int64_t(mass->record[r]) * mass->row_stride + int64_t(h) * mass->head_stride;
+    const int count = count_of(r, h);
+    std::fill(dst, dst + count, 0.f);
+    for (int g = 0; g < G; ++g) {
+      if (!(d[g] > 0.f)) continue;
+      const float inv = 1.f / d[g];
+      const float* raw = rec + size_t(g) * size_t(max_count);
+      for (int j = 0; j < count; ++j) dst[j] += std::exp2(raw[j] - m[g]) * inv;
     }
   };
 
-  // Chunk c of unit u into `st`, with thread scratch at `scratch`.
-  const auto run_chunk = [&](int64_t u, int c, float* scratch, const ChunkState& st) {
-    const int r = row_of(u), h0 = head0_of(u);
-    const int32_t first = ranges.indptr[size_t(u)], last = ranges.indptr[size_t(u) + 1];
+  // Chunk c of (row r, KV head h) into `st`, with thread scratch at `scratch`.
+  const auto run_chunk = [&](int r, int h, int c, float* scratch, const ChunkState& st) {
+    const int rr = range_row(r, h);
+    const int32_t first = ranges.indptr[size_t(rr)], last = ranges.indptr[size_t(rr) + 1];
     const int32_t start = c * chunk;  // index of the chunk's first position in the row
     attn::ChunkArgs a;
-    a.k = k_bytes + size_t(kv.row(slot[r], h0, 0)) * size_t(D) * elem;
-    a.v = v_bytes + size_t(kv.row(slot[r], h0, 0)) * size_t(D) * elem;
-    if (kv.layout == KvLayout::Blocked) {
-      a.block_shift = kKvBlockShift;
-      a.block_stride = int64_t(Hkv) * kKvBlock * D;
-      a.head_stride = int64_t(kKvBlock) * D;
-    } else {  // one block per head: block_shift as ChunkArgs has it, far beyond any position
-      a.head_stride = int64_t(kv.max_ctx) * D;
-    }
+    a.k = k_bytes + size_t(kv.row(slot[r], h, 0)) * size_t(D) * elem;
+    a.v = v_bytes + size_t(kv.row(slot[r], h, 0)) * size_t(D) * elem;
     a.dtype = kv.dtype;
     a.head_dim = D;
-    a.kv_heads = H;
     a.group = G;
-    a.q = q + (int64_t(r) * Hq + int64_t(h0) * G) * D;
+    a.q = q + (int64_t(r) * Hq + int64_t(h) * G) * D;
     a.scale_log2 = scale_log2;
     a.ranges = ranges.ranges.data();
-    a.count = std::min(chunk, count_of(u) - start);
+    a.count = std::min(chunk, ranges.count[size_t(rr)] - start);
     if (a.count > 0) {
       const auto* before = ranges.before.data();
       a.range = int(std::upper_bound(before + first, before + last, start) - before) - 1;
       a.offset = start - before[a.range];
     }
-    if (float* rec = record_of(r)) {
-      a.raw_scores = rec + size_t(h0) * G * size_t(max_count) + size_t(start);
+    if (float* rec = record_of(r, h)) {
+      a.raw_scores = rec + start;
       a.raw_stride = max_count;
     }
     a.q_scaled = scratch;
-    a.acc = scratch + round16(size_t(QG) * D);
-    a.scores = a.acc + round16(size_t(QG) * D);
+    a.acc = scratch + round16(size_t(G) * D);
+    a.scores = a.acc + round16(size_t(G) * D);
     a.o = st.o;
     a.m = st.m;
     a.d = st.d;
     kernel(a);
   };
-  const auto out_of = [&](int64_t u) { return out + (int64_t(row_of(u)) * Hq + int64_t(head0_of(u)) * G) * D; };
-  // Where a one-chunk unit's m and d go: the record's final state, or scratch.
-  const auto single_state = [&](int64_t u, const ChunkState& scratch_state) -> ChunkState {
-    float* rec = record_of(row_of(u));
-    if (!rec) return {out_of(u), scratch_state.m, scratch_state.d};
-    float* m = record_state(rec, head0_of(u));
-    return {out_of(u), m, m + Hq};
+  const auto out_of = [&](int r, int h) { return out + (int64_t(r) * Hq + int64_t(h) * G) * D; };
+  // Where a one-chunk pair's m and d go: the record's final state, or scratch.
+  const auto single_state = [&](int r, int h, const ChunkState& scratch_state) -> ChunkState {
+    float* rec = record_of(r, h);
+    if (!rec) return {out_of(r, h), scratch_state.m, scratch_state.d};
+    float* m = rec + size_t(G) * size_t(max_count);
+    return {out_of(r, h), m, m + G};
   };
-  const auto merge_unit = [&](int64_t u, float* unit_states, int nc) {
-    float* rec = record_of(row_of(u));
-    float* m = rec ? record_state(rec, head0_of(u)) : nullptr;
-    merge_chunks(unit_states, nc, state_stride, QG, D, out_of(u), m, m ? m + Hq : nullptr);
+  const auto merge_pair = [&](int r, int h, float* pair_states, int nc) {
+    float* rec = record_of(r, h);
+    float* m = rec ? rec + size_t(G) * size_t(max_count) : nullptr;
+    merge_chunks(pair_states, nc, state_stride, G, D, out_of(r, h), m, m ? m + G : nullptr);
   };
 
   if (!split) {
-    // One task per unit; its chunks in order, then merged.
-    parallel_for(units, [&](int64_t u, int thread) {
+    // One task per (row, KV head); its chunks in order, then merged.
+    parallel_for(pairs, [&](int64_t p, int thread) {
+      const int r = int(p / Hkv), h = int(p % Hkv);
       float* scratch = scratch_base + size_t(thread) * scratch_floats;
       float* my_states = state_base + size_t(thread) * size_t(max_chunks) * state_stride;
-      const int nc = chunks_of(count_of(u), chunk);
+      const int nc = chunks_of(count_of(r, h), chunk);
       if (nc == 1) {  // straight into the output; m and d go to scratch (or the record)
-        run_chunk(u, 0, scratch, single_state(u, state_at(my_states, QG, D)));
+        run_chunk(r, h, 0, scratch, single_state(r, h, state_at(my_states, G, D)));
       } else {
-        for (int c = 0; c < nc; ++c) run_chunk(u, c, scratch, state_at(my_states + c * state_stride, QG, D));
-        merge_unit(u, my_states, nc);
+        for (int c = 0; c < nc; ++c) run_chunk(r, h, c, scratch, state_at(my_states + c * state_stride, G, D));
+        merge_pair(r, h, my_states, nc);
       }
-      finish_mass(u);
+      finish_mass(r, h);
     }, threads);
     return;
   }
 
-  // Few units: every chunk is a task of its own, then each split unit's chunks are merged.
-  std::vector<int64_t>& task_first = workspace.task_first();  // [units + 1] first task of each unit
+  // Few pairs: every chunk is a task of its own, then each split pair's chunks are merged.
+  std::vector<int64_t>& task_first = workspace.task_first();  // [pairs + 1] first task of each pair
   task_first.assign(1, 0);
-  for (int64_t u = 0; u < units; ++u) task_first.push_back(task_first.back() + chunks_of(count_of(u), chunk));
+  for (int64_t p = 0; p < pairs; ++p)
+    task_first.push_back(task_first.back() + chunks_of(count_of(int(p / Hkv), int(p % Hkv)), chunk));
   parallel_for(tasks, [&](int64_t t, int thread) {
-    const int64_t u = std::upper_bound(task_first.begin(), task_first.end(), t) - task_first.begin() - 1;
-    const int nc = int(task_first[size_t(u) + 1] - task_first[size_t(u)]), c = int(t - task_first[size_t(u)]);
+    const int64_t p = std::upper_bound(task_first.begin(), task_first.end(), t) - task_first.begin() - 1;
+    const int r = int(p / Hkv), h = int(p % Hkv);
+    const int nc = int(task_first[size_t(p) + 1] - task_first[size_t(p)]), c = int(t - task_first[size_t(p)]);
     float* scratch = scratch_base + size_t(thread) * scratch_floats;
-    const ChunkState st = state_at(state_base + size_t(t) * state_stride, QG, D);
-    run_chunk(u, c, scratch, nc == 1 ? single_state(u, st) : st);
+    const ChunkState st = state_at(state_base + size_t(t) * state_stride, G, D);
+    run_chunk(r, h, c, scratch, nc == 1 ? single_state(r, h, st) : st);
   }, threads);
-  parallel_for(units, [&](int64_t u, int) {
-    const int nc = int(task_first[size_t(u) + 1] - task_first[size_t(u)]);
-    if (nc > 1) merge_unit(u, state_base + size_t(task_first[size_t(u)]) * state_stride, nc);
-    finish_mass(u);
+  parallel_for(pairs, [&](int64_t p, int) {
+    const int r = int(p / Hkv), h = int(p % Hkv);
+    const int nc = int(task_first[size_t(p) + 1] - task_first[size_t(p)]);
+    if (nc > 1) merge_pair(r, h, state_base + size_t(task_first[size_t(p)]) * state_stride, nc);
+    finish_mass(r, h);
   }, threads);
 }
 

@@ -11,39 +11,15 @@
 
 namespace sspan::cpu {
 
-// How one layer of a KV cache is laid out. The CPU backend's cache is blocked, as a paged
-// cache is: each slot's positions are cut into blocks of kKvBlock, and a block holds every
-// KV head's rows of its positions, head after head. A run of attended positions that covers
-// whole blocks is then one stretch of memory for all heads, however short the run, while
-// each head's rows within a block stay contiguous for the kernel. The CUDA cache is
-// head-major (each head's positions contiguous), and the CUDA tests read it through this
-// view as well.
-enum class KvLayout {
-  HeadMajor,  // [slots][Hkv][C][D]
-  Blocked,    // [slots][ceil(C / kKvBlock)][Hkv][kKvBlock][D]
-};
-inline constexpr int kKvBlockShift = 4;
-inline constexpr int kKvBlock = 1 << kKvBlockShift;  // positions per block of the blocked layout
-
-// Keys and values of one layer in the KV cache, `layout` of `dtype`.
+// Keys and values of one layer in the KV cache: [slots][Hkv][C][D] of `dtype`.
 struct KvLayerView {
   const void* k = nullptr;
   const void* v = nullptr;
   int slots = 0, kv_heads = 0, max_ctx = 0, head_dim = 0;
   DType dtype = DType::F32;
-  KvLayout layout = KvLayout::HeadMajor;
 
-  int blocks() const { return (max_ctx + kKvBlock - 1) / kKvBlock; }  // per slot, blocked layout
   // Row (slot, h, p) starts at element row(...) * head_dim.
-  int64_t row(int slot, int h, int p) const {
-    if (layout == KvLayout::HeadMajor) return (int64_t(slot) * kv_heads + h) * max_ctx + p;
-    return ((int64_t(slot) * blocks() + (p >> kKvBlockShift)) * kv_heads + h) * kKvBlock + (p & (kKvBlock - 1));
-  }
-  // Elements of K (or of V) in the layer.
-  int64_t elements() const {
-    const int64_t positions = layout == KvLayout::HeadMajor ? max_ctx : int64_t(blocks()) * kKvBlock;
-    return int64_t(slots) * kv_heads * positions * head_dim;
-  }
+  int64_t row(int slot, int h, int p) const { return (int64_t(slot) * kv_heads + h) * max_ctx + p; }
   // Rows of an fp32 cache (references and tests).
   const float* k_row(int slot, int h, int p) const { return static_cast<const float*>(k) + row(slot, h, p) * head_dim; }
   const float* v_row(int slot, int h, int p) const { return static_cast<const float*>(v) + row(slot, h, p) * head_dim; }
@@ -108,8 +84,7 @@ struct AttentionMass {
 
 // out[n, Hq, D] = softmax over row r's attended positions of (q . k / sqrt(D)) . v, for
 // query head h on KV head h / (Hq / Hkv) of slot[r]'s cache. Each K/V row is read once for
-// all query heads of its group; a row whose KV heads share one span is one pass over its
-// positions for all heads, a tile at a time. An empty row yields zeros. Rows (and, when there are few
+// all query heads of its group. An empty row yields zeros. Rows (and, when there are few
 // rows, their chunks) run in parallel on the OpenMP threads. `ranges` holds n rows (every
 // KV head attends its row's set) or n * Hkv rows, [row][kv head]. `mass`, when given,
 // receives the attention mass of the rows it names.

@@ -66,14 +66,12 @@ MemoryPlan plan_memory(const ModelConfig& c, int rows, int logit_rows, int slots
                        sum(product({logit_rows, c.hidden_size, a}), product({logit_rows, c.vocab_size, 4})), host});
   p.buffers.push_back({"host copy of the logits", fmt::format("{} x vocab_size {} (fp32)", M, c.vocab_size),
                        product({logit_rows, c.vocab_size, 4}), true});
-  const int64_t positions = host ? (int64_t(max_ctx) + kCpuKvBlock - 1) / kCpuKvBlock * kCpuKvBlock : max_ctx;
   p.buffers.push_back(
       {"KV cache",
-       fmt::format("keys and values x num_hidden_layers {} x batch {} x num_key_value_heads {} x --max-context {}{} x "
+       fmt::format("keys and values x num_hidden_layers {} x batch {} x num_key_value_heads {} x --max-context {} x "
                    "head_dim {}",
-                   c.num_hidden_layers, slots, c.num_key_value_heads, max_ctx,
-                   positions == max_ctx ? "" : fmt::format(" (held as {})", positions), c.head_dim),
-       product({2, c.num_hidden_layers, slots, c.num_key_value_heads, positions, c.head_dim, int64_t(dtype_size(kv))}),
+                   c.num_hidden_layers, slots, c.num_key_value_heads, max_ctx, c.head_dim),
+       product({2, c.num_hidden_layers, slots, c.num_key_value_heads, max_ctx, c.head_dim, int64_t(dtype_size(kv))}),
        host});
   return p;
 }

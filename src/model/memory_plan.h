@@ -30,10 +30,6 @@ struct MemoryPlan {
 // What LlamaModel::allocate(rows, logit_rows, slots, max_ctx) and the engine's host copy
 // of the logits take on a backend whose activations are `act` and KV cache `kv`, in
 // `device` memory.
-// The CPU KV cache holds each sequence's positions in blocks of this many (the blocked
-// layout of src/cpu/span_attention.h), so it allocates max_ctx rounded up to a multiple.
-inline constexpr int kCpuKvBlock = 16;
-
 MemoryPlan plan_memory(const ModelConfig& config, int rows, int logit_rows, int slots, int max_ctx, DType act,
                        DType kv, Device device);
 
