@@ -182,6 +182,33 @@ TEST(BenchCli, AttentionReportsTheReadOnlyPriceOfEachPattern) {
   }
 }
 
+// sspan-bench matmul: by default the weights come from memory, as in a forward pass over a
+// model larger than the cache; --weights cache reuses one copy. Every shape and row count
+// gets a row with a measured figure.
+TEST(BenchCli, MatmulReadsItsWeightsFromMemoryUnlessToldCache) {
+  const std::string shape = "matmul --hidden 64 --intermediate 128 --vocab 256 --rows 1,4 --reps 1 -t 1";
+  for (const std::string where : {"memory", "cache"}) {
+    const CliRun r = bench(shape + (where == "cache" ? " --weights cache" : ""));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr("read from " + where)) << r.out;
+    int rows = 0;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find(" x ") == std::string::npos || line.rfind("| shape", 0) == 0) continue;  // header
+      std::vector<std::string> cells;
+      std::istringstream cols(line.substr(1));
+      for (std::string cell; std::getline(cols, cell, '|');) cells.push_back(cell);
+      ASSERT_GE(cells.size(), 7u) << line;
+      EXPECT_GT(std::stod(cells[2]), 0.0) << line << ": GFLOP/s";
+      ++rows;
+    }
+    EXPECT_EQ(rows, 8) << r.out;  // 4 shapes x 2 row counts
+  }
+  const CliRun bad = bench(shape + " --weights disk");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_THAT(bad.err, HasSubstr("--weights"));
+}
+
 // sspan-bench decode --span: the tg test once per policy, each row's span from the policy's
 // tracker, with the mean sparsity it attended and the ratio to dense.
 TEST(BenchCli, DecodeRunsEachSpanPolicySideBySide) {
