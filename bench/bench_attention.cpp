@@ -18,6 +18,7 @@
 
 #include "bench.h"
 #include "common/check.h"
+#include "cpu/span_attention.h"
 #include "cpu/thread_pool.h"
 #include "model/backend.h"
 
@@ -99,10 +100,10 @@ std::vector<double> reference_head(const std::vector<float>& q_row, const std::v
 }
 
 // A copy of the CPU backend's cache layout, K and V each [layers][slots][Hkv][C][row_bytes]
-// (src/cpu/cpu_backend.cpp), whose attended rows are read as 64-bit words and XORed: every
-// (row, KV head) pair a task, spread over the threads as the op spreads them, with no
-// arithmetic beyond the XOR. Its time for a pattern is the memory system's price for the
-// pattern's runs of bytes.
+// (src/cpu/cpu_backend.cpp, rows placed by KvLayerView::row), whose attended rows are read
+// as 64-bit words and XORed: every (row, KV head) pair a task, spread over the threads as
+// the op spreads them, with no arithmetic beyond the XOR. Its time for a pattern is the
+// memory system's price for the pattern's runs of bytes.
 class ReadOnlyWalk {
  public:
   ReadOnlyWalk(int layers, int slots, int kv_heads, int context, size_t row_bytes)
@@ -120,8 +121,9 @@ class ReadOnlyWalk {
     acc_.assign(size_t(cpu::num_threads()), 0);
     cpu::parallel_for(pairs, [&](int64_t p, int thread) {
       const int r = int(p / kv_heads_), h = int(p % kv_heads_);
-      const size_t head = ((size_t(layer) * size_t(slots_) + size_t(r)) * size_t(kv_heads_) + size_t(h)) *
-                          size_t(context_) * row_words_;
+      const cpu::KvLayerView view{nullptr, nullptr, slots_, kv_heads_, context_, 0};
+      const size_t layer_rows = size_t(slots_) * size_t(kv_heads_) * size_t(context_);
+      const size_t head = (size_t(layer) * layer_rows + size_t(view.row(r, h, 0))) * row_words_;
       uint64_t a = 0;
       for (const PosRange& range : ranges[size_t(r)])
         for (size_t i = head + size_t(range.begin) * row_words_; i < head + size_t(range.end) * row_words_; ++i)
