@@ -125,11 +125,17 @@ class CudaBackend final : public Backend {
   }
 
   ~CudaBackend() override {
+    cudaSetDevice(device_index_);  // the buffers below are freed on it
     if (stream_) cudaStreamSynchronize(stream_);
     graphs_.clear();
     if (cublas_) cublasDestroy(cublas_);
     if (stream_) cudaStreamDestroy(stream_);
   }
+
+  // Every entry point makes the backend's device current: steps may run on another thread
+  // than the one that built the backend (Scheduler::start), and a new thread starts on
+  // device 0. The per-step ops run between set_step and the reads, on the stepping thread.
+  void use_device() const { SSPAN_CUDA_CHECK(cudaSetDevice(device_index_)); }
 
   std::string name() const override { return "cuda:" + std::to_string(device_index_) + " (" + device_name_ + ")"; }
   Device device() const override { return Device::CUDA; }
@@ -137,6 +143,7 @@ class CudaBackend final : public Backend {
 
   // ---- memory ----
   Tensor load_weight(const TensorInfo& src) override {
+    use_device();
     auto buf = std::make_shared<DeviceBuffer>(size_t(src.numel()) * dtype_size(dtype_),
                                               fmt::format("weight {} {}", src.name, fmt::join(src.shape, "x")));
     if (!uploader_) uploader_ = std::make_unique<cuda::WeightUploader>();
@@ -145,6 +152,7 @@ class CudaBackend final : public Backend {
   }
 
   Tensor load_table(std::span<const float> values) override {
+    use_device();
     auto buf = std::make_shared<DeviceBuffer>(values.size_bytes(), "fp32 table");
     // On the backend's stream; the wait keeps the (pageable) source alive until it is copied.
     SSPAN_CUDA_CHECK(cudaMemcpyAsync(buf->get(), values.data(), values.size_bytes(), cudaMemcpyHostToDevice, stream_));
@@ -153,6 +161,7 @@ class CudaBackend final : public Backend {
   }
 
   Tensor alloc(std::initializer_list<int64_t> shape, DType dtype) override {
+    use_device();
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
     auto buf = std::make_shared<DeviceBuffer>(size_t(n) * dtype_size(dtype),
@@ -161,6 +170,7 @@ class CudaBackend final : public Backend {
   }
 
   void alloc_kv_cache(const KvCacheShape& s) override {
+    use_device();
     SSPAN_CHECK(s.layers > 0 && s.slots > 0 && s.kv_heads > 0 && s.max_ctx > 0,
                 "KV cache shape L={} S={} Hkv={} C={} D={}: every size must be positive", s.layers, s.slots,
                 s.kv_heads, s.max_ctx, s.head_dim);
@@ -168,6 +178,11 @@ class CudaBackend final : public Backend {
                 "the CUDA backend does not support head_dim {} (the model's hidden size / attention heads); it runs "
                 "head_dim {}",
                 s.head_dim, cuda::supported_head_dims());
+    const int q_heads = s.q_heads > 0 ? s.q_heads : s.kv_heads;
+    SSPAN_CHECK(cuda::decode_group_supported(q_heads, s.kv_heads),
+                "the CUDA backend serves 1 to {} query heads per KV head; this model has {} query heads on {} KV "
+                "heads",
+                cuda::kDecodeMaxGroup, q_heads, s.kv_heads);
     const int elem = int(dtype_size(dtype_));
     // Launch configuration for this device (throws naming the limit when nothing fits).
     decode_warps_ =
@@ -206,11 +221,13 @@ class CudaBackend final : public Backend {
   size_t kv_cache_bytes() const override { return k_cache_.bytes() + v_cache_.bytes(); }
 
   void reserve_steps(int max_rows, int max_blocks) override {
+    use_device();
     if (steps_.reserve(max_rows, max_blocks)) graphs_.clear();
   }
 
   // ---- per step ----
   void set_step(const StepBatch& step) override {
+    use_device();
     SSPAN_CHECK(!capturing_, "set_step inside a captured forward step");
     if (steps_.upload(step, {kv_.slots, kv_.max_ctx, vocab_, kv_.layers, kv_.kv_heads}, options_.min_prefill_run,
                       stream_))
@@ -221,13 +238,8 @@ class CudaBackend final : public Backend {
     mass_pos_.clear();
     for (const int32_t r : step.mass_rows) mass_pos_.push_back(step.pos[size_t(r)]);
     // Splits of the decode kernel for this step (part of a captured graph's shape).
-    decode_splits_ = 1;
-    if (info.routes.decode_rows > 0) {
-      const int ctas = info.routes.decode_rows * kv_.kv_heads;
-      const int64_t capacity = part_states_ / (int64_t(ctas) * kernels::kDecodeMaxGroup);
-      decode_splits_ = cuda::choose_decode_splits({ctas, limits_.sm_count * decode_ctas_per_sm_, info.max_decode_items,
-                                                   int(std::min<int64_t>(capacity, 1 << 20))});
-    }
+    decode_splits_ = cuda::plan_decode_splits(info.routes.decode_rows, kv_.kv_heads, part_states_,
+                                              limits_.sm_count * decode_ctas_per_sm_, info.max_decode_items);
     count_routing(info.routes);
   }
 
@@ -418,8 +430,8 @@ class CudaBackend final : public Backend {
     p.block_size = info.block_size;
     p.scale = 1.f / std::sqrt(float(d));
     p.splits = decode_splits_;
-    SSPAN_CHECK(int64_t(p.rows) * q_heads * p.splits <= part_states_, "attention: {} split states for {} held",
-                int64_t(p.rows) * q_heads * p.splits, part_states_);
+    SSPAN_CHECK(cuda::decode_split_states_fit(p.rows, q_heads, p.splits, part_states_),
+                "attention: {} split states for {} held", int64_t(p.rows) * q_heads * p.splits, part_states_);
     p.warps = decode_warps_;
     using Choice = CudaBackendOptions::DecodeMathChoice;
     p.math = options_.decode_math == Choice::Scalar       ? cuda::DecodeMath::Scalar
@@ -447,6 +459,7 @@ class CudaBackend final : public Backend {
   bool records_attention() const override { return true; }
 
   void read_attention_mass(int i, std::span<float> dst) override {
+    use_device();
     SSPAN_CHECK(!capturing_, "read_attention_mass inside a captured forward step");
     SSPAN_CHECK(i >= 0 && size_t(i) < mass_pos_.size(), "attention mass row {} outside the last step's {}", i,
                 mass_pos_.size());
@@ -461,6 +474,7 @@ class CudaBackend final : public Backend {
   }
 
   bool read_attention_top_k(int i, int32_t k, std::span<int32_t> dst) override {
+    use_device();
     SSPAN_CHECK(!capturing_, "read_attention_top_k inside a captured forward step");
     SSPAN_CHECK(i >= 0 && size_t(i) < mass_pos_.size(), "attention mass row {} outside the last step's {}", i,
                 mass_pos_.size());
@@ -487,6 +501,7 @@ class CudaBackend final : public Backend {
   }
 
   void read_query(int i, std::span<float> dst) override {
+    use_device();
     SSPAN_CHECK(!capturing_, "read_query inside a captured forward step");
     SSPAN_CHECK(i >= 0 && i < steps_.info().query_rows, "query row {} outside the last step's {}", i,
                 steps_.info().query_rows);
@@ -530,6 +545,7 @@ class CudaBackend final : public Backend {
       capture_broken_ = true;
       return;
     }
+    use_device();
     const int64_t vocab = row_elems(logits);
     SSPAN_CHECK(logits.dim(0) >= m && int64_t(dst.size()) >= vocab * m, "read_logits: {} rows of {} into {} floats",
                 m, logits.shape_str(), dst.size());
@@ -542,6 +558,7 @@ class CudaBackend final : public Backend {
 
   bool sample_on_device(const Tensor& logits, int m, const SamplingOptions& config, std::span<const float> uniforms,
                         std::span<int32_t> ids) override {
+    use_device();
     const int64_t vocab = row_elems(logits);
     SSPAN_CHECK(m > 0 && logits.dim(0) >= m && int64_t(ids.size()) >= m, "sample: {} rows of {} into {} ids", m,
                 logits.shape_str(), ids.size());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "common/check.h"
 
@@ -66,6 +67,28 @@ int choose_decode_splits(const SplitInputs& in) {
   for (int s = 1; s <= cap; ++s)
     if (eligible(s) && efficiency(s) >= 0.85 * best) return s;
   return 1;
+}
+
+int plan_decode_splits(int rows, int kv_heads, int64_t held, int resident_ctas, int max_items) {
+  if (rows <= 0 || kv_heads <= 0) return 1;
+  const int64_t ctas = int64_t(rows) * kv_heads;
+  const int64_t capacity = held / (ctas * kDecodeMaxGroup);
+  return choose_decode_splits({int(std::min<int64_t>(ctas, std::numeric_limits<int>::max())), resident_ctas,
+                               max_items, int(std::min<int64_t>(capacity, 1 << 20))});
+}
+
+bool decode_split_states_fit(int64_t rows, int q_heads, int splits, int64_t held) {
+  return splits == 1 || rows * int64_t(q_heads) * splits <= held;
+}
+
+bool decode_group_supported(int q_heads, int kv_heads) {
+  return kv_heads > 0 && q_heads >= kv_heads && q_heads % kv_heads == 0 && q_heads / kv_heads <= kDecodeMaxGroup;
+}
+
+int grown_capacity(int current, int needed) {
+  if (needed <= current) return current;
+  const int64_t grown = int64_t(current) + current / 2;
+  return int(std::max<int64_t>(needed, std::min<int64_t>(grown, std::numeric_limits<int>::max())));
 }
 
 int choose_prefill_keys(const DeviceLimits& d, int head_dim, int elem_bytes) {

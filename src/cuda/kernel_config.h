@@ -84,6 +84,21 @@ inline constexpr int kMinItemsPerSplit = 2;  // a split below 64 tokens costs mo
 // change the items per split. Never more splits than max_items / kMinItemsPerSplit.
 int choose_decode_splits(const SplitInputs& in);
 
+// The split count of a step's decode launch: `rows` decode rows on `kv_heads` KV heads,
+// `held` split states (sized for groups up to kDecodeMaxGroup), `resident_ctas` and the
+// longest row's `max_items` as in SplitInputs. 1 when there are no decode rows, and when
+// the buffers cannot hold two splits of every row (one split needs no split state).
+int plan_decode_splits(int rows, int kv_heads, int64_t held, int resident_ctas, int max_items);
+
+// Whether the split-state buffers, `held` (row, query head, split) states, serve a launch
+// of `rows` decode rows of `q_heads` heads in `splits` splits. One split writes the output
+// directly and needs none, whatever the number of rows.
+bool decode_split_states_fit(int64_t rows, int q_heads, int splits, int64_t held);
+
+// Query heads per KV head the decode kernel serves: q_heads a multiple of kv_heads, at most
+// kDecodeMaxGroup per KV head. Checked when the KV cache is allocated, before any step.
+bool decode_group_supported(int q_heads, int kv_heads);
+
 // ---- causal prefill attention ----
 inline constexpr int kPrefillRows = 64;  // query rows per CTA (16 per warp, 4 warps)
 inline constexpr int kPrefillHPad = 8;   // 16-bit padding of Q, K, V and P rows
@@ -120,6 +135,12 @@ constexpr PrefillSmemLayout prefill_smem_layout(int head_dim, int elem_bytes, in
 // Keys per prefill K/V tile: 64, or 32 where 64 does not fit the device (99 KB parts at
 // head_dim 128). Throws naming the head dim and the limit when neither fits.
 int choose_prefill_keys(const DeviceLimits& d, int head_dim, int elem_bytes);
+
+// Capacity of a buffer that must hold `needed` items and now holds `current`: unchanged
+// when it fits, else at least 1.5x the old capacity. Step metadata grows with the spans
+// (listed blocks rise step by step), and every reallocation synchronises and discards the
+// captured graphs, so growth is geometric rather than to the exact need.
+int grown_capacity(int current, int needed);
 
 // Remembers per device the largest value an attribute was raised to, so that a kernel's
 // cudaFuncSetAttribute runs once per device (and again only for a larger need), never per

@@ -27,9 +27,9 @@ bool StepBuffers::reserve(int max_rows, int max_blocks, int max_span_rows) {
   if (max_rows <= cap_rows_ && max_blocks <= cap_blocks_ && max_span_rows <= cap_span_rows_) return false;
   if (!copied_) SSPAN_CUDA_CHECK(cudaEventCreateWithFlags(&copied_, cudaEventDisableTiming));
   SSPAN_CUDA_CHECK(cudaEventSynchronize(copied_));  // the old staging buffer may still be read
-  cap_rows_ = std::max({cap_rows_, max_rows, 1});
-  cap_blocks_ = std::max({cap_blocks_, max_blocks, 1});
-  cap_span_rows_ = std::max({cap_span_rows_, max_span_rows, cap_rows_});
+  cap_rows_ = grown_capacity(cap_rows_, std::max(max_rows, 1));
+  cap_blocks_ = grown_capacity(cap_blocks_, std::max(max_blocks, 1));
+  cap_span_rows_ = grown_capacity(cap_span_rows_, std::max(max_span_rows, cap_rows_));
   const size_t bytes = size_t(total_words()) * sizeof(int32_t);
   staging_ = PinnedBuffer(bytes);
   device_ = DeviceBuffer(bytes, "step metadata");

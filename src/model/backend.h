@@ -82,6 +82,7 @@ void check_logits_finite(std::span<const float> logits, int64_t vocab, int m, co
 
 struct KvCacheShape {
   int layers = 0, slots = 0, kv_heads = 0, max_ctx = 0, head_dim = 0;
+  int q_heads = 0;  // query heads reading the cache (GQA: a multiple of kv_heads); 0: kv_heads
 };
 
 class Backend {

@@ -125,7 +125,8 @@ void LlamaModel::allocate_buffers(int64_t R, int64_t M, int slots, int max_ctx, 
   a_.ffn = backend_.alloc({R, c.intermediate_size}, act);
   a_.last = backend_.alloc({M, c.hidden_size}, act);
   a_.logits = backend_.alloc({M, c.vocab_size}, DType::F32);
-  backend_.alloc_kv_cache({c.num_hidden_layers, slots, c.num_key_value_heads, max_ctx, c.head_dim});
+  backend_.alloc_kv_cache({c.num_hidden_layers, slots, c.num_key_value_heads, max_ctx, c.head_dim,
+                           c.num_attention_heads});
 }
 
 void LlamaModel::forward(const StepBatch& step) {

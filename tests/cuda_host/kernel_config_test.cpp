@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <initializer_list>
+#include <limits>
+#include <utility>
 #include <stdexcept>
 #include <vector>
 
@@ -121,6 +124,66 @@ TEST(KernelConfig, SplitChoiceIsNeverWorseThanNoSplit) {
         };
         ASSERT_GE(eff(s) + 1e-9, 0.85 * eff(1)) << ctas << " " << resident << " " << items;
       }
+}
+
+// The backend's split-state buffers: 2 waves of resident CTAs x kDecodeMaxGroup states.
+int64_t held_states(const DeviceLimits& d, int ctas_per_sm) {
+  return int64_t(2) * d.sm_count * ctas_per_sm * kDecodeMaxGroup;
+}
+
+TEST(KernelConfig, OneSplitNeedsNoSplitStates) {
+  // LLaMA-7B heads (32/32) on an H100 with 3 decode CTAs per SM: 6,336 states. A 512-row
+  // prompt chunk of sparse rows runs in one split, writing its output directly.
+  const int64_t held = held_states(kH100, 3);
+  EXPECT_EQ(held, 6336);
+  EXPECT_TRUE(decode_split_states_fit(512, 32, 1, held));
+  EXPECT_EQ(plan_decode_splits(512, 32, held, 132 * 3, 256), 1);
+  EXPECT_TRUE(decode_split_states_fit(99, 32, 2, held));
+  EXPECT_FALSE(decode_split_states_fit(100, 32, 2, held));
+}
+
+TEST(KernelConfig, PlannedSplitsAlwaysFitTheBuffers) {
+  for (const auto& [limits, per_sm] : {std::pair{kH100, 3}, std::pair{kA100, 2}, std::pair{kL4, 1}}) {
+    const int64_t held = held_states(limits, per_sm);
+    const int resident = limits.sm_count * per_sm;
+    for (int kv_heads : {1, 4, 8, 32})
+      for (int group : {1, 2, 4, 8})
+        for (int rows : {0, 1, 2, 3, 7, 16, 48, 64, 100, 200, 513, 4096})
+          for (int items : {1, 2, 5, 64, 256, 4096}) {
+            const int splits = plan_decode_splits(rows, kv_heads, held, resident, items);
+            ASSERT_GE(splits, 1);
+            ASSERT_LE(splits, kMaxDecodeSplits);
+            ASSERT_TRUE(decode_split_states_fit(rows, kv_heads * group, splits, held))
+                << rows << " rows, " << kv_heads << " KV heads x " << group << ", " << items << " items: " << splits;
+          }
+  }
+  // A long row at batch 1 on a big device is split (the point of the buffers).
+  EXPECT_GT(plan_decode_splits(1, 8, held_states(kH100, 3), 132 * 3, 256), 1);
+}
+
+TEST(KernelConfig, DecodeGroups) {
+  for (auto [q, kv] : std::initializer_list<std::pair<int, int>>{{32, 32}, {32, 8}, {64, 8}, {8, 1}, {6, 6}})
+    EXPECT_TRUE(decode_group_supported(q, kv));
+  // More than 8 query heads per KV head, a ragged group, no KV heads.
+  for (auto [q, kv] : std::initializer_list<std::pair<int, int>>{{32, 2}, {16, 1}, {12, 8}, {4, 8}, {8, 0}})
+    EXPECT_FALSE(decode_group_supported(q, kv));
+}
+
+TEST(KernelConfig, CapacitiesGrowGeometrically) {
+  EXPECT_EQ(grown_capacity(0, 5), 5);
+  EXPECT_EQ(grown_capacity(100, 80), 100);   // fits: unchanged
+  EXPECT_EQ(grown_capacity(100, 101), 150);  // one more block: half again
+  EXPECT_EQ(grown_capacity(100, 400), 400);  // a jump past 1.5x: the need
+  // Blocks listed by a span that grows one block a step: few reallocations, not one a step.
+  int cap = 0, reallocations = 0;
+  for (int need = 1; need <= 10000; ++need) {
+    const int next = grown_capacity(cap, need);
+    ASSERT_GE(next, need);
+    reallocations += next != cap;
+    cap = next;
+  }
+  EXPECT_LE(reallocations, 25);
+  EXPECT_EQ(grown_capacity(2000000000, 2000000001), std::numeric_limits<int>::max());
 }
 
 TEST(KernelConfig, PerDeviceSettingAppliesOncePerDeviceAndOnlyUpward) {
