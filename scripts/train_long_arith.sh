@@ -7,12 +7,21 @@
 #   scripts/train_long_arith.sh export   # copy the exports to models/
 #   scripts/train_long_arith.sh eval     # fresh 1,000-record test set, the README table
 #   scripts/train_long_arith.sh curve    # the learning curves so far
+#   scripts/train_long_arith.sh pack OUT # both models and the training record in 3 files
+#
+# On a GPU host (train_tiny.py trains on CUDA when torch sees a device; the engine
+# evaluations stay on the CPU), after a build in build-gpu:
+#   RUNS=/tmp/arith-long BIN=build-gpu/bin THREADS=8 PREPARE_WORKERS=8 EVAL_TOKENS=12e6 \
+#     bash -c 'scripts/train_long_arith.sh data && scripts/train_long_arith.sh train && \
+#              scripts/train_long_arith.sh pack OUT'
 #
 # Environment: RUNS (work directory, default out/arith-long), PY (a Python with torch,
 # numpy, sentencepiece, safetensors), BIN (sspan-* binaries, default build/bin),
 # THREADS (per model, default 1: the two models train side by side), PIDS_FILE (if set,
 # the ids of the driver and of the running trainers are written there, one per line),
-# S1_TOKENS / S2_TOKENS (completion tokens of each stage), MODEL_ARGS (the model shape).
+# S1_TOKENS / S2_TOKENS (completion tokens of each stage), MODEL_ARGS (the model shape),
+# EVAL_TOKENS (completion tokens between held-out evaluations, default 2e6),
+# PREPARE_WORKERS (processes that build the span masks, default 1).
 # `train` continues where it stopped: a stage with result.json is done, a stage with a
 # checkpoint.pt is resumed exactly (scripts/train_tiny.py --resume).
 set -euo pipefail
@@ -23,6 +32,8 @@ BIN=${BIN:-$ROOT/build/bin}
 THREADS=${THREADS:-1}
 S1_TOKENS=${S1_TOKENS:-12e6}
 S2_TOKENS=${S2_TOKENS:-36e6}
+EVAL_TOKENS=${EVAL_TOKENS:-2e6}
+PREPARE_WORKERS=${PREPARE_WORKERS:-1}
 DATA=$RUNS/data
 # long chains of small steps: (((a op b) op c) ...), literals 1-9, + - * (2:2:1), every
 # result in 0..999 (docs/datasets.md)
@@ -67,8 +78,8 @@ stage() {
   OMP_WAIT_POLICY=passive "$PY" "$ROOT/scripts/train_tiny.py" --attn "$attn" --out "$out" \
       --train "$DATA/$train" --heldout "$DATA/$heldout" --tokenizer "$DATA/tokenizer.model" \
       --train-tokens "$tokens" --max-tokens "$max" --lr "$lr" --batch-tokens "$batch" "${MODEL[@]}" \
-      --threads "$THREADS" --eval-tokens 2e6 --eval-records 200 --engine-eval "$BIN/sspan-eval" \
-      --checkpoint-tokens 5e5 --cache "$RUNS/cache" --prepare-workers 1 "${from[@]}" > "$out/stdout.log" 2>&1 &
+      --threads "$THREADS" --eval-tokens "$EVAL_TOKENS" --eval-records 200 --engine-eval "$BIN/sspan-eval" \
+      --checkpoint-tokens 5e5 --cache "$RUNS/cache" --prepare-workers "$PREPARE_WORKERS" "${from[@]}" > "$out/stdout.log" 2>&1 &
   PIDS+=("$!")
   echo "$name: started (pid $!, log $out/train.log)"
 }
@@ -124,11 +135,36 @@ curve() {
       span-s2="$RUNS/span-s2" dense-s2="$RUNS/dense-s2" --offset span-s2="$S1_TOKENS" --offset dense-s2="$S1_TOKENS"
 }
 
+# pack OUT: what a machine that returns few files brings back, three files in OUT:
+# span-model.safetensors and dense-model.safetensors (the last stage reached of each) and
+# train-record.tar (their config.json, generation_config.json and tokenizer.model, and
+# every stage's curve.jsonl, train.log and result.json).
+pack() {
+  local out=${1:?usage: $0 pack OUT}
+  mkdir -p "$out"
+  local files=()
+  for attn in span dense; do
+    local last=
+    for s in s1 s2; do [[ -f $RUNS/$attn-$s/export/model.safetensors ]] && last=$attn-$s; done
+    [[ -n $last ]] || { echo "pack: no export of the $attn model under $RUNS" >&2; return 1; }
+    cp "$RUNS/$last/export/model.safetensors" "$out/$attn-model.safetensors"
+    files+=("$last/export/config.json" "$last/export/generation_config.json" "$last/export/tokenizer.model")
+    for s in s1 s2; do
+      for f in curve.jsonl train.log result.json; do
+        [[ -f $RUNS/$attn-$s/$f ]] && files+=("$attn-$s/$f")
+      done
+    done
+  done
+  tar -C "$RUNS" -cf "$out/train-record.tar" "${files[@]}"
+  echo "packed $out: $(ls "$out" | tr '\n' ' ')"
+}
+
 case ${1:-} in
   data) data ;;
   train) train ;;
   export) export_models ;;
   eval) evaluate ;;
   curve) curve ;;
-  *) echo "usage: $0 data|train|export|eval|curve" >&2; exit 2 ;;
+  pack) pack "${2:-}" ;;
+  *) echo "usage: $0 data|train|export|eval|curve|pack OUT" >&2; exit 2 ;;
 esac

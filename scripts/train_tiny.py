@@ -189,6 +189,7 @@ def main(argv=None):
     def evaluate():
         t0 = time.time()
         hl = heldout_loss(model, heldout, cfg.vocab_size, device, args.batch_tokens)
+        state["last_eval"] = state["tokens"]
         save_checkpoint(run, model, opt, state, args.tokenizer)
         entry = {"step": state["step"], "tokens": state["tokens"], "train_loss": state["loss_avg"],
                  "heldout_loss": hl, "train_cpu_s": round(state["cpu_s"], 1), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -246,7 +247,7 @@ def main(argv=None):
             save_checkpoint(run, model, opt, state, args.tokenizer)
             run.log(f"stopped after {args.max_minutes} min at {state['tokens']} tokens; --resume continues")
             return
-    if state["next_eval"] - args.eval_tokens != state["tokens"] or not os.path.exists(run.curve_path):
+    if state.get("last_eval") != state["tokens"] or not os.path.exists(run.curve_path):
         evaluate()  # unless the last step's evaluation was just written
     with open(os.path.join(args.out, "result.json"), "w") as f:
         last = json.loads(open(run.curve_path).read().splitlines()[-1])
