@@ -5,6 +5,7 @@
 
 #include <cfloat>
 #include <climits>
+#include <string>
 
 #include "cuda/cuda_check.h"
 
@@ -176,6 +177,8 @@ void launch_argmax(const float* logits, int rows, int vocab, int32_t* out, cudaS
 void launch_sample(const SamplingParams& p, cudaStream_t stream) {
   if (p.rows == 0) return;
   if (p.vocab <= 0) cuda::throw_error("sample: vocabulary size must be positive");
+  if (!(p.top_p > 0.f))
+    cuda::throw_error("sample: top_p must be > 0 (1 keeps every token), got " + std::to_string(p.top_p));
   // A temperature whose reciprocal overflows would turn every scaled logit into inf or NaN.
   if (!(p.temperature > 0.f) || !(1.f / p.temperature < FLT_MAX))
     return launch_argmax(p.logits, p.rows, p.vocab, p.out, stream);

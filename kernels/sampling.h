@@ -23,7 +23,7 @@ struct SamplingParams {
   int vocab = 0;
   float temperature = 1.f;  // > 0
   int top_k = 0;            // <= 0: off
-  float top_p = 1.f;        // >= 1: off
+  float top_p = 1.f;        // in (0, 1); >= 1: off; <= 0 or NaN is an error
 };
 
 // The id written for a row that holds NaN or an infinity: no choice over it is meaningful
@@ -34,7 +34,8 @@ inline constexpr int32_t kNonFiniteRow = -1;
 void launch_argmax(const float* logits, int rows, int vocab, int32_t* out, cudaStream_t stream);
 
 // Samples as described above, or writes kNonFiniteRow; temperature <= 0 (or so small that
-// 1 / temperature overflows) falls back to argmax.
+// 1 / temperature overflows) falls back to argmax. Throws for a vocabulary <= 0 or a
+// top_p <= 0 (no token could be kept), before anything is launched.
 void launch_sample(const SamplingParams& p, cudaStream_t stream);
 
 }  // namespace sspan::kernels

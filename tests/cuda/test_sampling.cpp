@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "cuda/device_buffer.h"
@@ -71,6 +73,23 @@ kernels::SamplingParams sampling_params(const DeviceBuffer& logits, const Device
   p.top_k = top_k;
   p.top_p = top_p;
   return p;
+}
+
+// Parameters that no token could satisfy are refused before anything reaches a device, so
+// this test runs with or without one.
+TEST(SamplingParamsTest, TopPAtOrBelowZeroIsRefusedByName) {
+  for (const float top_p : {0.f, -0.5f, NAN}) {
+    kernels::SamplingParams p;
+    p.rows = 1;
+    p.vocab = 8;
+    p.top_p = top_p;
+    try {
+      kernels::launch_sample(p, nullptr);
+      ADD_FAILURE() << "top_p " << top_p << " was accepted";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("top_p"), std::string::npos) << e.what();
+    }
+  }
 }
 
 class SamplingTest : public ::testing::Test {
