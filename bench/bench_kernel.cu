@@ -19,10 +19,13 @@
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <random>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench.h"
@@ -93,6 +96,7 @@ struct Result {
   double kept = 0;                            // attended fraction of the context
   double us_sparse = 0, us_dense = 0, us_base = 0;
   double bytes_sparse = 0, bytes_dense = 0;   // K/V bytes that must be read
+  std::string invalid;  // why this variant's output (sparse, dense or baseline) failed validation; empty: valid
 };
 
 HeadShape parse_heads(const std::string& s) {
@@ -329,12 +333,13 @@ class Sweep {
         const SpanBatch dense = dense_spans(o_, length);
         const DeviceSpan dense_dev(dense, slots, stream_);
         std::vector<double> us_dense;
+        std::vector<std::string> dense_invalid;  // by variant
         for (const Variant& v : variants_) {
           auto p = params(shape, v, dense, out_dense_);
           dense_dev.fill(p, dense);
           auto run_dense = [&] { kernels::launch_sparse_decode_attention(p, dtype_, stream_); };
           run_dense();
-          validate(shape, dense, out_dense_, length, 0, "dense " + v.name());
+          dense_invalid.push_back(validate(shape, dense, out_dense_, length, 0, "dense " + v.name()));
           us_dense.push_back(median_us(o_.warmup, o_.iters, stream_, run_dense));
         }
         const SpanBatch first_sparse = sparse_spans(o_, length, o_.clusters.front(), rng);
@@ -343,7 +348,8 @@ class Sweep {
                                o_.batch, shape.q_heads, shape.kv_heads, o_.head_dim, max_ctx_, length};
         auto run_base = [&] { run_baseline_attention(base, dtype_, cublas_, stream_); };
         run_base();
-        validate(shape, first_sparse, out_base_, length, o_.clusters.front(), "the baseline");
+        const std::string base_invalid =
+            validate(shape, first_sparse, out_base_, length, o_.clusters.front(), "the baseline");
         const double us_base = median_us(o_.warmup, o_.iters, stream_, run_base);
 
         for (int cluster : o_.clusters) {
@@ -359,8 +365,11 @@ class Sweep {
             sparse_dev.fill(p, sparse);
             auto run_sparse = [&] { kernels::launch_sparse_decode_attention(p, dtype_, stream_); };
             run_sparse();
-            validate(shape, sparse, out_sparse_, length, cluster, "sparse " + v.name());
             Result r;
+            for (const std::string& why :
+                 {validate(shape, sparse, out_sparse_, length, cluster, "sparse " + v.name()), dense_invalid[vi],
+                  base_invalid})
+              if (!why.empty()) r.invalid += (r.invalid.empty() ? "" : "; ") + why;
             r.heads = shape.name();
             r.variant = v.name();
             r.chosen = v.warps == chosen_warps_ && v.math == cuda::choose_decode_math(shape.q_heads / shape.kv_heads);
@@ -481,8 +490,9 @@ class Sweep {
   }
 
   // `out` against the CPU span attention over `span` on the validated rows (all heads),
-  // every element within the dtype's tolerance.
-  void validate(const HeadShape& shape, const SpanBatch& span, const DeviceBuffer& out, int length, int cluster,
+  // every element within the dtype's tolerance: empty, or what failed. A failure marks the
+  // variant's rows and the sweep goes on, so that one bad variant does not hide the others.
+  std::string validate(const HeadShape& shape, const SpanBatch& span, const DeviceBuffer& out, int length, int cluster,
                 const std::string& what) {
     SSPAN_CUDA_CHECK(cudaStreamSynchronize(stream_));
     const double tol = dtype_ == DType::BF16 ? 2.5e-2 : 5e-3;  // tests/cuda/cuda_test_util.h
@@ -496,10 +506,11 @@ class Sweep {
       const double err = worst_element_error(
           download_floats(dtype_, out.as<char>() + size_t(r) * row_elems * 2, size_t(row_elems), stream_), ref);
       if (!(err <= tol))
-        throw Error(strf("sspan-bench kernel: validation failed for %s at heads %s, context %d, cluster %d, row %d: "
-                         "worst element error %.3g > %.3g (of |ref| + rms)",
-                         what.c_str(), shape.name().c_str(), length, cluster, r, err, tol));
+        return strf("validation failed for %s at heads %s, context %d, cluster %d, row %d: worst element error "
+                    "%.3g > %.3g (of |ref| + rms)",
+                    what.c_str(), shape.name().c_str(), length, cluster, r, err, tol);
     }
+    return {};
   }
 
   Options o_;
@@ -521,17 +532,27 @@ class Sweep {
 double gbs(double bytes, double us) { return bytes / (us * 1e3); }
 
 // Per head shape: the variant with the least total dense and sparse time, and the chosen one.
+// A variant with any row that failed validation cannot be the best.
 std::string summary(const std::vector<Result>& results) {
   std::map<std::string, std::map<std::string, double>> total;  // heads -> variant -> µs
   std::map<std::string, std::string> chosen;
+  std::set<std::pair<std::string, std::string>> invalid;  // (heads, variant)
   for (const Result& r : results) {
     total[r.heads][r.variant] += r.us_sparse + r.us_dense;
     if (r.chosen) chosen[r.heads] = r.variant;
+    if (!r.invalid.empty()) invalid.emplace(r.heads, r.variant);
   }
   std::string s;
   for (const auto& [heads, by_variant] : total) {
+    const auto rank = [&](const auto& e) {
+      return invalid.count({heads, e.first}) ? std::numeric_limits<double>::infinity() : e.second;
+    };
     auto best = std::min_element(by_variant.begin(), by_variant.end(),
-                                 [](const auto& a, const auto& b) { return a.second < b.second; });
+                                 [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+    if (invalid.count({heads, best->first})) {
+      s += strf("heads %s: no variant validated\n", heads.c_str());
+      continue;
+    }
     const auto c = chosen.find(heads);
     const std::string chosen_name = c == chosen.end() ? std::string("-") : c->second;
     const double chosen_us = c == chosen.end() ? 0 : by_variant.at(c->second);
@@ -556,12 +577,13 @@ void print(const Options& o, const std::string& header, const std::vector<Result
       std::printf("  {\"heads\": \"%s\", \"variant\": \"%s\", \"chosen\": %s, \"context\": %d, \"cluster\": %d, "
                   "\"kept\": %.4f, \"sparse_us\": %.2f, \"dense_us\": %.2f, \"baseline_us\": %.2f, "
                   "\"sparse_gbs\": %.1f, \"dense_gbs\": %.1f, \"sparse_pct_copy\": %.1f, \"dense_pct_copy\": %.1f, "
-                  "\"sparse_vs_dense\": %.3f, \"sparse_vs_baseline\": %.3f, \"dense_vs_baseline\": %.3f}%s\n",
+                  "\"sparse_vs_dense\": %.3f, \"sparse_vs_baseline\": %.3f, \"dense_vs_baseline\": %.3f, "
+                  "\"valid\": %s}%s\n",
                   r.heads.c_str(), r.variant.c_str(), r.chosen ? "true" : "false", r.context, r.cluster, r.kept,
                   r.us_sparse, r.us_dense, r.us_base, gbs(r.bytes_sparse, r.us_sparse), gbs(r.bytes_dense, r.us_dense),
                   100 * gbs(r.bytes_sparse, r.us_sparse) / copy_gbs, 100 * gbs(r.bytes_dense, r.us_dense) / copy_gbs,
                   r.us_dense / r.us_sparse, r.us_base / r.us_sparse, r.us_base / r.us_dense,
-                  i + 1 < results.size() ? "," : "");
+                  r.invalid.empty() ? "true" : "false", i + 1 < results.size() ? "," : "");
     }
     std::printf("]}\n");
     return;
@@ -572,7 +594,7 @@ void print(const Options& o, const std::string& header, const std::vector<Result
     for (size_t i = 0; (i = commented.find('\n', i)) != std::string::npos; i += 3) commented.replace(i, 1, "\n# ");
     std::printf("%s\n", commented.c_str());
     std::printf("heads,variant,chosen,context,cluster,kept,sparse_us,dense_us,baseline_us,sparse_gbs,dense_gbs,"
-                "sparse_pct_copy,dense_pct_copy,sparse_vs_dense,sparse_vs_baseline,dense_vs_baseline\n");
+                "sparse_pct_copy,dense_pct_copy,sparse_vs_dense,sparse_vs_baseline,dense_vs_baseline,valid\n");
   } else {
     std::printf("%s\n\n", header.c_str());
     std::printf("| heads | variant | context | cluster | kept | sparse µs | dense µs | baseline µs | sparse GB/s | "
@@ -581,16 +603,17 @@ void print(const Options& o, const std::string& header, const std::vector<Result
     std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   }
   for (const Result& r : results) {
-    const char* f = csv ? "%s,%s,%d,%d,%d,%.4f,%.2f,%.2f,%.2f,%.1f,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f\n"
+    const char* f = csv ? "%s,%s,%d,%d,%d,%.4f,%.2f,%.2f,%.2f,%.1f,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%d\n"
                         : "| %s | %s%s | %d | %d | %.3f | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f | %.1f | %.2fx | "
                           "%.2fx | %.2fx |\n";
     if (csv)
       std::printf(f, r.heads.c_str(), r.variant.c_str(), int(r.chosen), r.context, r.cluster, r.kept, r.us_sparse,
                   r.us_dense, r.us_base, gbs(r.bytes_sparse, r.us_sparse), gbs(r.bytes_dense, r.us_dense),
                   100 * gbs(r.bytes_sparse, r.us_sparse) / copy_gbs, 100 * gbs(r.bytes_dense, r.us_dense) / copy_gbs,
-                  r.us_dense / r.us_sparse, r.us_base / r.us_sparse, r.us_base / r.us_dense);
+                  r.us_dense / r.us_sparse, r.us_base / r.us_sparse, r.us_base / r.us_dense, int(r.invalid.empty()));
     else
-      std::printf(f, r.heads.c_str(), r.variant.c_str(), r.chosen ? " *" : "", r.context, r.cluster, r.kept,
+      std::printf(f, r.heads.c_str(), r.variant.c_str(), r.invalid.empty() ? (r.chosen ? " *" : "") : " INVALID",
+                  r.context, r.cluster, r.kept,
                   r.us_sparse, r.us_dense, r.us_base, gbs(r.bytes_sparse, r.us_sparse), gbs(r.bytes_dense, r.us_dense),
                   100 * gbs(r.bytes_sparse, r.us_sparse) / copy_gbs, 100 * gbs(r.bytes_dense, r.us_dense) / copy_gbs,
                   r.us_dense / r.us_sparse, r.us_base / r.us_sparse, r.us_base / r.us_dense);
@@ -652,6 +675,14 @@ void add_kernel_bench(CLI::App& app) {
     if (opts->format == "md") std::fprintf(stderr, "%s\n", "validating and timing...");
     const std::vector<Result> results = sweep.run();
     print(*opts, header, results, sweep.copy_gbs());
+    std::set<std::string> failures;
+    size_t invalid_rows = 0;
+    for (const Result& r : results)
+      if (!r.invalid.empty()) failures.insert(r.invalid), ++invalid_rows;
+    for (const std::string& why : failures) std::fprintf(stderr, "sspan-bench kernel: %s\n", why.c_str());
+    if (!failures.empty())
+      throw Error(strf("sspan-bench kernel: %zu of %zu rows failed validation (marked INVALID)", invalid_rows,
+                       results.size()));
   });
 }
 
