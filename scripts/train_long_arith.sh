@@ -23,7 +23,9 @@
 # EVAL_TOKENS (completion tokens between held-out evaluations, default 2e6),
 # PREPARE_WORKERS (processes that build the span masks, default 1).
 # `train` continues where it stopped: a stage with result.json is done, a stage with a
-# checkpoint.pt is resumed exactly (scripts/train_tiny.py --resume).
+# checkpoint.pt is resumed exactly (scripts/train_tiny.py --resume). MAX_MINUTES ends each
+# trainer after that wall time with a checkpoint; so does SIGTERM to a trainer (its id is
+# in PIDS_FILE). Stage 2 starts only from a finished stage 1.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-$ROOT/out/arith-long}
@@ -33,6 +35,7 @@ THREADS=${THREADS:-1}
 S1_TOKENS=${S1_TOKENS:-12e6}
 S2_TOKENS=${S2_TOKENS:-36e6}
 EVAL_TOKENS=${EVAL_TOKENS:-2e6}
+MAX_MINUTES=${MAX_MINUTES:-0}
 PREPARE_WORKERS=${PREPARE_WORKERS:-1}
 DATA=$RUNS/data
 # long chains of small steps: (((a op b) op c) ...), literals 1-9, + - * (2:2:1), every
@@ -79,7 +82,8 @@ stage() {
       --train "$DATA/$train" --heldout "$DATA/$heldout" --tokenizer "$DATA/tokenizer.model" \
       --train-tokens "$tokens" --max-tokens "$max" --lr "$lr" --batch-tokens "$batch" "${MODEL[@]}" \
       --threads "$THREADS" --eval-tokens "$EVAL_TOKENS" --eval-records 200 --engine-eval "$BIN/sspan-eval" \
-      --checkpoint-tokens 5e5 --cache "$RUNS/cache" --prepare-workers "$PREPARE_WORKERS" "${from[@]}" > "$out/stdout.log" 2>&1 &
+      --checkpoint-tokens 5e5 --cache "$RUNS/cache" --prepare-workers "$PREPARE_WORKERS" \
+      --max-minutes "$MAX_MINUTES" "${from[@]}" > "$out/stdout.log" 2>&1 &
   PIDS+=("$!")
   echo "$name: started (pid $!, log $out/train.log)"
 }
@@ -106,6 +110,10 @@ train() {
     stage "$attn-s1" "$attn" short.jsonl heldout_short.jsonl "$S1_TOKENS" 256 2e-3 8192
   done
   wait_all
+  for attn in span dense; do
+    [[ -f $RUNS/$attn-s1/result.json ]] ||
+      { echo "$attn-s1 stopped before its end (checkpoint kept); run train again to continue"; return 0; }
+  done
   for attn in span dense; do
     stage "$attn-s2" "$attn" mixed.jsonl heldout_long.jsonl "$S2_TOKENS" 1024 1e-3 16384 "$RUNS/$attn-s1/checkpoint.pt"
   done

@@ -12,6 +12,9 @@ Schedule over tokens, never wall time, so a run that is paused (SIGSTOP) or slow
 busy machine trains exactly the same: linear warmup over --warmup-tokens, then cosine to
 10% of --lr at --train-tokens (completion tokens seen).
 
+Stopping: SIGTERM or SIGINT ends the run after the current step with a checkpoint, as
+--max-minutes does; --resume continues it.
+
 Checkpoints: OUT/checkpoint.pt every --checkpoint-tokens and at every evaluation, with
 the optimizer, the schedule position and the data order, so --resume OUT/checkpoint.pt
 continues the run as if it had never stopped. --init PATH starts a new schedule from
@@ -31,6 +34,7 @@ import json
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -205,6 +209,9 @@ def main(argv=None):
         run.log(f"eval step {state['step']} tokens {state['tokens']} heldout loss {hl:.4f}{acc} "
                 f"({len(heldout)} held-out, {time.time() - t0:.0f} s)")
 
+    stop_signal = []  # the signal that asked the run to stop, once one has
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop_signal.append(signum))
     start = time.time()
     cpu_start = time.process_time()
     tokens_at_start = state["tokens"]
@@ -243,9 +250,11 @@ def main(argv=None):
             state["next_ckpt"] += args.checkpoint_tokens
             save_checkpoint(run, model, opt, state, args.tokenizer)
             run.log(f"step {state['step']}: checkpoint and export written to {args.out}")
-        if args.max_minutes and time.time() - start > args.max_minutes * 60:
+        timed_out = args.max_minutes and time.time() - start > args.max_minutes * 60
+        if timed_out or stop_signal:
             save_checkpoint(run, model, opt, state, args.tokenizer)
-            run.log(f"stopped after {args.max_minutes} min at {state['tokens']} tokens; --resume continues")
+            why = f"after {args.max_minutes} min" if timed_out else f"on {signal.Signals(stop_signal[0]).name}"
+            run.log(f"stopped {why} at {state['tokens']} tokens; --resume continues")
             return
     if state.get("last_eval") != state["tokens"] or not os.path.exists(run.curve_path):
         evaluate()  # unless the last step's evaluation was just written
