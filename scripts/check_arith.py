@@ -8,6 +8,10 @@ names existing lines and exactly the lines the step needs (the task line [0] plu
 live results; "[-1]" for the previous line), anchors are unique and increasing, and the
 final line equals the expression's value and the record's answer.
 
+The `lines` layout (a left chain, one operation per prompt line "op b [k]", the last one
+"op b = [k]") is recognised by its prompt of several lines: step k must name exactly
+prompt line k and the line before it ("[0,1]" for the first step, "[-1,k]" after it).
+
 Usage: check_arith.py FILE.jsonl [...]   (stdlib only; exits 1 on the first failure)
 """
 import json
@@ -229,11 +233,74 @@ class Trace:
         return [self.done[id(c)] for c in (node[1], node[2]) if c[0] != "num"]
 
 
+PROMPT_OP_LINE = re.compile(r"([-+*/]) (-?\d+)( =)? \[(\d+)\]")
+
+
+def check_lines_record(rec):
+    """The lines layout: returns the number of trace lines."""
+    prompt = rec["prompt"]
+    if not prompt.endswith("\n"):
+        raise CheckError("prompt must end with a newline", 0)
+    plines = prompt[:-1].split("\n")
+    first = re.fullmatch(r"(-?\d+) \[0\]", plines[0])
+    if not first:
+        raise CheckError(f"prompt line 0 must be 'NUMBER [0]', got '{plines[0]}'", 0)
+    n = len(plines) - 1
+    ops = []
+    for k, line in enumerate(plines[1:], 1):
+        m = PROMPT_OP_LINE.fullmatch(line)
+        if not m:
+            raise CheckError(f"prompt line {k} must be 'op NUMBER [{k}]', got '{line}'", 0)
+        if int(m.group(4)) != k:
+            raise CheckError(f"prompt line {k} carries anchor [{m.group(4)}]", 0)
+        if bool(m.group(3)) != (k == n):
+            raise CheckError(f"prompt line {k}: only the last operation line ends with ' ='", 0)
+        ops.append((m.group(1), int(m.group(2))))
+    lines = rec["completion"].split("\n")
+    value, i = int(first.group(1)), 0
+    for k, (op, b) in enumerate(ops, 1):
+        if i >= len(lines):
+            raise CheckError(f"the trace ends before step {k}", len(lines))
+        refs = "[0,1] " if k == 1 else f"[-1,{k}] "
+        try:
+            if not lines[i].startswith(refs):
+                raise CheckError(f"step {k} must start '{refs}' (its operation's line and the line before)")
+            body = lines[i][len(refs):]
+            v = apply(op, value, b)
+            last = k == n
+            if needs_split(op, value, b):
+                got = check_product_split(body, value, b) if op == "*" else check_quotient_split(body, value, b)
+                if got != v:
+                    raise CheckError(f"split gives {got}, {value} {op} {b} is {v}")
+                i += 1
+                want = "[-1] " + (str(v) if last else f"So {value} {op} {b}={v}")
+                if i >= len(lines) or lines[i] != want:
+                    raise CheckError(f"expected '{want}' after the split")
+            elif last:
+                if body != str(v):
+                    raise CheckError(f"final line should be {v}, got '{body}'")
+            elif body != f"{value} {op} {b}={v}":
+                raise CheckError(f"expected '{value} {op} {b}={v}', got '{body}'")
+        except CheckError as e:
+            raise CheckError(str(e), i + 1) from None
+        value, i = v, i + 1
+    if i != len(lines):
+        raise CheckError("the trace continues after the final line", i + 1)
+    if str(rec["answer"]) != str(value):
+        raise CheckError(f"answer {rec['answer']}, the chain is {value}", len(lines))
+    for num in re.findall(r"\d+", prompt + rec["completion"]):
+        if len(num) > 10:
+            raise CheckError(f"number {num} has more than 10 digits", len(lines))
+    return len(lines)
+
+
 def check_record(rec):
     for key in ("prompt", "completion", "answer"):
         if key not in rec:
             raise CheckError(f"missing '{key}'", 0)
     prompt = rec["prompt"]
+    if "\n" in prompt[:-1]:
+        return check_lines_record(rec)
     if not prompt.endswith(" [0]\n") or "\n" in prompt[:-1]:
         raise CheckError("prompt must be one line ending with ' [0]\\n'", 0)
     trace = Trace(prompt[:-len(" [0]\n")])

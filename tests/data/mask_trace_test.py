@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The training masks equal the engine's --span-trace for the same text.
 
-For generated arith records (short bushy expressions and long chains), the engine scores
+For generated arith records (short bushy expressions, long chains in both layouts), the engine scores
 BOS + prompt + completion with `sspan-generate --score --span arith --span-trace`, and
 every position's mode and attended ranges must equal:
 1. scripts/span_rule.py's attended_ranges over the trace's token texts;
@@ -22,10 +22,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from span_rule import attended_ranges  # noqa: E402
 from span_segments import row_segments, segment_ranges  # noqa: E402
 
-# (count share, datagen options): the tiny model's range, and the long-chain distribution
+# (count share, datagen options): the tiny model's range, the long-chain distribution, and
+# long chains in the lines layout (one anchored prompt line per operation)
+CHAIN = ["--literals", "1,9", "--op-weights", "2,2,1,0", "--side-depth-max", "0", "--deep-left", "1"]
 SETS = [(1.0, ["--seed", "7", "--depth-mean", "2", "--depth-sd", "1", "--digits-mean", "2", "--digits-sd", "1"]),
-        (0.25, ["--seed", "8", "--depth-mean", "20", "--depth-sd", "10", "--literals", "1,9", "--results", "0,999",
-                "--op-weights", "2,2,1,0", "--side-depth-max", "0", "--deep-left", "1"])]
+        (0.25, ["--seed", "8", "--depth-mean", "20", "--depth-sd", "10", "--results", "0,999"] + CHAIN),
+        (0.25, ["--seed", "9", "--layout", "lines", "--depth-mean", "20", "--depth-sd", "10", "--results", "0,99"]
+         + CHAIN)]
 
 
 def piece_text(piece: str) -> str:
@@ -83,8 +86,11 @@ def main() -> int:
             texts = [piece_text(r["piece"]) if r["pos"] else "" for r in rows]
             want = attended_ranges(texts, n_prompt, "arith")
             from_segments = segment_ranges(row_segments(want), len(want))
-            if built is not None and len(built[n]) != len(rows):
-                print(f"record {n}: the trainer has {len(built[n])} positions, the engine {len(rows)}")
+            # --score traces the inputs that predict completion tokens; the trainer also
+            # reads the last completion token, whose target is EOS
+            if built is not None and len(built[n]) != len(rows) + 1:
+                print(f"record {n}: the trainer has {len(built[n])} input rows, the engine's trace {len(rows)} "
+                      "(expected one more: the last completion token predicting EOS)")
                 return 1
             for r, (sparse, ranges) in zip(rows, want):
                 got = [tuple(a) for a in r["attended"]]

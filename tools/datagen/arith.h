@@ -12,6 +12,12 @@
 
 namespace sspan::data {
 
+// How a record lays the task out (docs/datasets.md, "Layouts").
+enum class ArithLayout {
+  expression,  // the paper's: the expression on one prompt line [0]
+  lines,       // a left chain, one operation per prompt line [k]; step k names line k
+};
+
 struct ArithOptions {
   // Per record, depth and digit count are drawn from normal(mean, sd), rounded and
   // clipped to >= 1 (digits also to <= kMaxDigits).
@@ -31,13 +37,15 @@ struct ArithOptions {
   // with probability deep_left (the rest of the stream does not depend on it at 0.5).
   int side_depth_max = -1;
   double deep_left = 0.5;
+  // `lines` needs left chains: side_depth_max 0 and deep_left 1.
+  ArithLayout layout = ArithLayout::expression;
 };
 
 // Throws sspan::Error naming the option when `opt` cannot generate (bad ranges, weights).
 void check_arith_options(const ArithOptions& opt);
 
 struct ArithRecord {
-  std::string prompt;      // "(42 * 56) + (5 * 32) [0]\n"
+  std::string prompt;      // "(42 * 56) + (5 * 32) [0]\n" (`lines`: "7 [0]\n+ 5 [1]\n...")
   std::string completion;  // the trace, lines joined by '\n', no trailing newline
   std::string answer;      // the final value as decimal text, "2512"
   int depth = 0;           // depth of the expression tree (one operation: 1)
@@ -48,14 +56,15 @@ struct ArithRecord {
 // arguments).
 Expr random_expr(uint64_t seed, uint64_t index, const ArithOptions& opt, int& depth, int& digits);
 
-// The prompt and solution trace of an expression.
-ArithRecord arith_record(const Expr& e, int depth, int digits);
+// The prompt and solution trace of an expression (`lines`: a left chain, else an error
+// naming the expression).
+ArithRecord arith_record(const Expr& e, int depth, int digits, ArithLayout layout = ArithLayout::expression);
 
 // Record `index` of the stream `seed`.
 ArithRecord random_arith_record(uint64_t seed, uint64_t index, const ArithOptions& opt);
 
 // Record for a given expression text (the --expr flag).
-ArithRecord arith_record_for(std::string_view expr_text);
+ArithRecord arith_record_for(std::string_view expr_text, ArithLayout layout = ArithLayout::expression);
 
 // One JSONL line: {"prompt", "completion", "answer", "depth", "digits"}.
 std::string to_jsonl(const ArithRecord& r);

@@ -108,6 +108,8 @@ void check_arith_options(const ArithOptions& opt) {
               opt.side_depth_max);
   SSPAN_CHECK(opt.deep_left >= 0 && opt.deep_left <= 1, "--deep-left must be in [0, 1], got {}", opt.deep_left);
   SSPAN_CHECK(total <= 1000000, "--op-weights: weights add up to {}, above 1000000", total);
+  SSPAN_CHECK(opt.layout != ArithLayout::lines || (opt.side_depth_max == 0 && opt.deep_left == 1),
+              "--layout lines writes left chains: it needs --side-depth-max 0 --deep-left 1");
   for (const auto& [name, range] : {std::pair{"--literals", opt.literals}, std::pair{"--results", opt.results}}) {
     if (!range) continue;
     const auto [lo, hi] = *range;
@@ -130,13 +132,13 @@ Expr random_expr(uint64_t seed, uint64_t index, const ArithOptions& opt, int& de
 ArithRecord random_arith_record(uint64_t seed, uint64_t index, const ArithOptions& opt) {
   int depth = 0, digits = 0;
   const Expr e = random_expr(seed, index, opt, depth, digits);
-  return arith_record(e, depth, digits);
+  return arith_record(e, depth, digits, opt.layout);
 }
 
-ArithRecord arith_record_for(std::string_view expr_text) {
+ArithRecord arith_record_for(std::string_view expr_text, ArithLayout layout) {
   const Expr e = parse_expr(expr_text);
   SSPAN_CHECK(e.nodes[e.root()].op != 0, "arith expression '{}' has no operation", expr_text);
-  return arith_record(e, expr_depth(e), expr_max_digits(e));
+  return arith_record(e, expr_depth(e), expr_max_digits(e), layout);
 }
 
 }  // namespace sspan::data

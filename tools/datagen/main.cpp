@@ -1,6 +1,7 @@
 // sspan-datagen: dataset generators for span-annotated tasks.
 //   sspan-datagen arith   --count N --seed S [-o FILE]   random expressions + traces
 //   sspan-datagen arith   --expr "(42 * 56) + (5 * 32)"  the trace of one expression
+//   sspan-datagen arith   --layout lines ...             a chain, one operation per line
 //   sspan-datagen summary -i articles.jsonl [-o FILE]     Figure 7 summary records
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -70,6 +71,10 @@ int main(int argc, char** argv) {
                         "most depth of an operation's shallower operand (-1: no limit, 0: a chain)");
   cmd_arith->add_option("--deep-left", arith.arith.deep_left,
                         "probability that the deeper operand is the left one (default 0.5)");
+  std::string layout = "expression";
+  cmd_arith->add_option("--layout", layout,
+                        "expression (the paper's one-line prompt) or lines (a left chain, one operation per line)")
+      ->check(CLI::IsMember({"expression", "lines"}));
   cmd_arith->add_option("--tokenizer", arith.tokenizer,
                         "tokenizer.model used by --min-tokens/--max-tokens");
   cmd_arith->add_option("--min-tokens", arith.min_tokens, "keep completions of at least N tokens")
@@ -91,12 +96,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (*cmd_arith) {
+      if (layout == "lines") arith.arith.layout = sspan::data::ArithLayout::lines;
       if (!op_weights.empty()) std::copy(op_weights.begin(), op_weights.end(), arith.arith.op_weights.begin());
       if (!literals.empty()) arith.arith.literals = {literals[0], literals[1]};
       if (!results.empty()) arith.arith.results = {results[0], results[1]};
       Output out(arith_out);
       if (!expr.empty()) {
-        out.stream() << sspan::data::to_jsonl(sspan::data::arith_record_for(expr)) << '\n';
+        out.stream() << sspan::data::to_jsonl(sspan::data::arith_record_for(expr, arith.arith.layout)) << '\n';
       } else {
         if (!exclude.empty()) arith.exclude_prompts = sspan::data::read_prompts(exclude);
         sspan::data::write_arith_stream(arith, [&](const sspan::data::ArithRecord& r) {
