@@ -4,7 +4,8 @@
 #
 #   scripts/train_long_arith.sh data     # data sets and tokenizer      (~2 CPU-min)
 #   scripts/train_long_arith.sh train    # both models, two stages       (CPU-days on 2 cores; restartable)
-#   scripts/train_long_arith.sh export   # copy the exports to models/
+#   scripts/train_long_arith.sh continue # one more stage from the weights in models/ (STAGE, C_TOKENS, C_LR)
+#   scripts/train_long_arith.sh export   # copy the last stage's exports to models/
 #   scripts/train_long_arith.sh eval     # fresh 1,000-record test set, the README table
 #   scripts/train_long_arith.sh curve    # the learning curves so far
 #   scripts/train_long_arith.sh pack OUT # both models and the training record in 3 files
@@ -21,7 +22,14 @@
 # the ids of the driver and of the running trainers are written there, one per line),
 # S1_TOKENS / S2_TOKENS (completion tokens of each stage), MODEL_ARGS (the model shape),
 # EVAL_TOKENS (completion tokens between held-out evaluations, default 2e6),
-# PREPARE_WORKERS (processes that build the span masks, default 1).
+# PREPARE_WORKERS (processes that build the span masks, default 1), TOKENIZER (data: use
+# this tokenizer.model instead of training one, e.g. models/arith-long/tokenizer.model
+# when continuing the shipped model).
+#
+# Continuing in a later session, on a machine without the earlier run directory:
+#   TOKENIZER=models/arith-long/tokenizer.model scripts/train_long_arith.sh data
+#   STAGE=c1 C_TOKENS=12e6 scripts/train_long_arith.sh continue && scripts/train_long_arith.sh export
+# (the stage starts a new schedule from the fp16 weights in models/; c2, c3, ... after it).
 # `train` continues where it stopped: a stage with result.json is done, a stage with a
 # checkpoint.pt is resumed exactly (scripts/train_tiny.py --resume). MAX_MINUTES ends each
 # trainer after that wall time with a checkpoint; so does SIGTERM to a trainer (its id is
@@ -32,36 +40,41 @@ RUNS=${RUNS:-$ROOT/out/arith-long}
 PY=${PY:-python3}
 BIN=${BIN:-$ROOT/build/bin}
 THREADS=${THREADS:-1}
-S1_TOKENS=${S1_TOKENS:-12e6}
-S2_TOKENS=${S2_TOKENS:-36e6}
+S1_TOKENS=${S1_TOKENS:-4e6}
+S2_TOKENS=${S2_TOKENS:-24e6}
 EVAL_TOKENS=${EVAL_TOKENS:-2e6}
 MAX_MINUTES=${MAX_MINUTES:-0}
 PREPARE_WORKERS=${PREPARE_WORKERS:-1}
 DATA=$RUNS/data
-# long chains of small steps: (((a op b) op c) ...), literals 1-9, + - * (2:2:1), every
-# result in 0..999 (docs/datasets.md)
-CHAIN=(--literals 1,9 --results 0,999 --op-weights 2,2,1,0 --side-depth-max 0 --deep-left 1)
+# long chains of small steps written one operation per prompt line (--layout lines):
+# a [0], op b [1], ..., literals 1-9, + - * (2:2:1), every result in 0..99; step k names
+# prompt line k and the line before, so each step attends to a few short lines
+# (docs/datasets.md, "Layouts")
+CHAIN=(--layout lines --literals 1,9 --results 0,99 --op-weights 2,2,1,0 --side-depth-max 0 --deep-left 1)
+SHORT=(--depth-mean 16 --depth-sd 8)   # stage 1: completions <= 384 tokens
+LONG=(--depth-mean 44 --depth-sd 20)   # stage 2 and the test sets: up to 1,024 tokens
 read -r -a MODEL <<< "${MODEL_ARGS:---hidden 256 --layers 6 --heads 4 --intermediate 688 --max-positions 2048}"
 
 data() {
   mkdir -p "$DATA"
   local D=$BIN/sspan-datagen
-  "$D" arith --count 20000 --seed 5 "${CHAIN[@]}" --depth-mean 32 --depth-sd 10 -o "$DATA/tok_long.jsonl"
-  "$D" arith --count 20000 --seed 6 "${CHAIN[@]}" --depth-mean 10 --depth-sd 5 -o "$DATA/tok_short.jsonl"
+  "$D" arith --count 20000 --seed 5 "${CHAIN[@]}" "${LONG[@]}" -o "$DATA/tok_long.jsonl"
+  "$D" arith --count 20000 --seed 6 "${CHAIN[@]}" "${SHORT[@]}" -o "$DATA/tok_short.jsonl"
   cat "$DATA/tok_long.jsonl" "$DATA/tok_short.jsonl" > "$DATA/tok_mix.jsonl"
-  "$PY" "$ROOT/scripts/train_tokenizer.py" --input "$DATA/tok_mix.jsonl" --output "$DATA/tokenizer" \
-      --vocab-size 299 --piece "[0,"
+  if [[ -n ${TOKENIZER:-} ]]; then
+    cp "$TOKENIZER" "$DATA/tokenizer.model"
+  else
+    "$PY" "$ROOT/scripts/train_tokenizer.py" --input "$DATA/tok_mix.jsonl" --output "$DATA/tokenizer" \
+        --vocab-size 280 --piece "[-1,"
+  fi
   local T=(--tokenizer "$DATA/tokenizer.model")
-  # stage 1: short chains (completions <= 256 tokens); stage 2: 1-1,024 tokens
-  "$D" arith --count 100000 --seed 2 "${CHAIN[@]}" --depth-mean 10 --depth-sd 5 "${T[@]}" --max-tokens 256 \
-      -o "$DATA/short.jsonl"
-  "$D" arith --count 100000 --seed 1 "${CHAIN[@]}" --depth-mean 24 --depth-sd 12 "${T[@]}" --max-tokens 1024 \
-      -o "$DATA/mixed.jsonl"
+  "$D" arith --count 100000 --seed 2 "${CHAIN[@]}" "${SHORT[@]}" "${T[@]}" --max-tokens 384 -o "$DATA/short.jsonl"
+  "$D" arith --count 100000 --seed 1 "${CHAIN[@]}" "${LONG[@]}" "${T[@]}" --max-tokens 1024 -o "$DATA/mixed.jsonl"
   cat "$DATA/short.jsonl" "$DATA/mixed.jsonl" > "$DATA/train_all.jsonl"
   # held-out sets for the learning curves; no prompt of either training set
-  "$D" arith --count 1000 --seed 778 "${CHAIN[@]}" --depth-mean 10 --depth-sd 5 "${T[@]}" --max-tokens 256 \
+  "$D" arith --count 1000 --seed 778 "${CHAIN[@]}" "${SHORT[@]}" "${T[@]}" --max-tokens 384 \
       --exclude "$DATA/train_all.jsonl" -o "$DATA/heldout_short.jsonl"
-  "$D" arith --count 1000 --seed 777 "${CHAIN[@]}" --depth-mean 32 --depth-sd 10 "${T[@]}" --min-tokens 256 \
+  "$D" arith --count 1000 --seed 777 "${CHAIN[@]}" "${LONG[@]}" "${T[@]}" --min-tokens 256 \
       --max-tokens 1024 --exclude "$DATA/train_all.jsonl" -o "$DATA/heldout_long.jsonl"
 }
 
@@ -107,7 +120,7 @@ train() {
   PIDS=()
   # stage 1: short chains, learn the step; stage 2: all lengths up to 1,024 tokens
   for attn in span dense; do
-    stage "$attn-s1" "$attn" short.jsonl heldout_short.jsonl "$S1_TOKENS" 256 2e-3 8192
+    stage "$attn-s1" "$attn" short.jsonl heldout_short.jsonl "$S1_TOKENS" 384 2e-3 8192
   done
   wait_all
   for attn in span dense; do
@@ -120,9 +133,35 @@ train() {
   wait_all
 }
 
+# continue: one more stage of both models on the long data, from the weights in models/
+continue_models() {
+  local stage_name=${STAGE:-c1}
+  [[ $stage_name == c[0-9]* ]] || { echo "STAGE must be c1, c2, ... (got '$stage_name')" >&2; return 2; }
+  mkdir -p "$RUNS"
+  PIDS=()
+  for pair in span:arith-long dense:arith-long-dense; do
+    local attn=${pair%%:*} model=$ROOT/models/${pair#*:}
+    [[ -f $model/model.safetensors ]] || { echo "continue: no $model/model.safetensors" >&2; return 1; }
+    stage "$attn-$stage_name" "$attn" mixed.jsonl heldout_long.jsonl "${C_TOKENS:-12e6}" 1024 "${C_LR:-1e-3}" 16384 "$model"
+  done
+  wait_all
+}
+
+# The last stage of ATTN with an export: s1, s2, then c1, c2, ... (empty when none)
+last_stage() {
+  local attn=$1 last= s
+  for s in s1 s2 $(cd "$RUNS" 2>/dev/null && ls -d "$attn"-c* 2>/dev/null | sed "s/^$attn-//" | sort -V); do
+    [[ -f $RUNS/$attn-$s/export/model.safetensors ]] && last=$attn-$s
+  done
+  echo "$last"
+}
+
 export_models() {
   for pair in span:arith-long dense:arith-long-dense; do
-    local src=$RUNS/${pair%%:*}-s2/export dst=$ROOT/models/${pair#*:}
+    local last
+    last=$(last_stage "${pair%%:*}")
+    [[ -n $last ]] || { echo "export: no export of the ${pair%%:*} model under $RUNS" >&2; return 1; }
+    local src=$RUNS/$last/export dst=$ROOT/models/${pair#*:}
     mkdir -p "$dst"
     cp "$src"/{model.safetensors,config.json,generation_config.json,tokenizer.model} "$dst"/
     echo "exported $src -> $dst"
@@ -131,7 +170,7 @@ export_models() {
 
 evaluate() {
   local test=$RUNS/test.jsonl
-  "$BIN/sspan-datagen" arith --count 1000 --seed 20261201 "${CHAIN[@]}" --depth-mean 32 --depth-sd 10 \
+  "$BIN/sspan-datagen" arith --count 1000 --seed 20261201 "${CHAIN[@]}" "${LONG[@]}" \
       --tokenizer "$ROOT/models/arith-long/tokenizer.model" --min-tokens 256 --max-tokens 1024 \
       --exclude "$DATA/train_all.jsonl" -o "$test"
   "$BIN/sspan-eval" -m "$ROOT/models/arith-long" -d "$test" --span arith,dense --batch 16 -n 1100 --bucket 256
@@ -152,12 +191,12 @@ pack() {
   mkdir -p "$out"
   local files=()
   for attn in span dense; do
-    local last=
-    for s in s1 s2; do [[ -f $RUNS/$attn-$s/export/model.safetensors ]] && last=$attn-$s; done
+    local last
+    last=$(last_stage "$attn")
     [[ -n $last ]] || { echo "pack: no export of the $attn model under $RUNS" >&2; return 1; }
     cp "$RUNS/$last/export/model.safetensors" "$out/$attn-model.safetensors"
     files+=("$last/export/config.json" "$last/export/generation_config.json" "$last/export/tokenizer.model")
-    for s in s1 s2; do
+    for s in s1 s2 $(cd "$RUNS" && ls -d "$attn"-c* 2>/dev/null | sed "s/^$attn-//"); do
       for f in curve.jsonl train.log result.json; do
         [[ -f $RUNS/$attn-$s/$f ]] && files+=("$attn-$s/$f")
       done
@@ -170,9 +209,10 @@ pack() {
 case ${1:-} in
   data) data ;;
   train) train ;;
+  continue) continue_models ;;
   export) export_models ;;
   eval) evaluate ;;
   curve) curve ;;
   pack) pack "${2:-}" ;;
-  *) echo "usage: $0 data|train|export|eval|curve|pack OUT" >&2; exit 2 ;;
+  *) echo "usage: $0 data|train|continue|export|eval|curve|pack OUT" >&2; exit 2 ;;
 esac

@@ -18,7 +18,8 @@ Stopping: SIGTERM or SIGINT ends the run after the current step with a checkpoin
 Checkpoints: OUT/checkpoint.pt every --checkpoint-tokens and at every evaluation, with
 the optimizer, the schedule position and the data order, so --resume OUT/checkpoint.pt
 continues the run as if it had never stopped. --init PATH starts a new schedule from
-the weights of an earlier run (the next curriculum stage). Each checkpoint also exports
+the weights of an earlier run (the next curriculum stage), a checkpoint.pt or an export
+directory (a model in models/ continues training in a later session). Each checkpoint also exports
 the HF layout (model.safetensors fp16, config.json, generation_config.json,
 tokenizer.model) to OUT/export.
 
@@ -49,6 +50,18 @@ from tiny_llama import TinyConfig, TinyLlama, config_dict, export_hf, param_coun
 from train_data import epoch_batches, make_batch, prepare  # noqa: E402
 
 
+def init_weights(path: str, device) -> dict:
+    """The weights --init names: a checkpoint.pt, or an export's model.safetensors (fp16,
+    widened to fp32), so a shipped model can continue training in a new schedule."""
+    if os.path.isdir(path):
+        from safetensors.torch import load_file  # noqa: PLC0415
+        weights = os.path.join(path, "model.safetensors")
+        if not os.path.exists(weights):
+            sys.exit(f"--init {path}: no model.safetensors in that directory")
+        return {k: v.to(device, torch.float32) for k, v in load_file(weights).items()}
+    return torch.load(path, map_location=device)["model"]
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--attn", choices=["span", "dense"], required=True)
@@ -76,7 +89,8 @@ def parse_args(argv=None):
     ap.add_argument("--checkpoint-tokens", type=float, default=1e6)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (with a checkpoint) after this wall time; "
                     "the schedule does not depend on it, --resume continues")
-    ap.add_argument("--init", help="checkpoint.pt whose weights start a new schedule")
+    ap.add_argument("--init", help="checkpoint.pt, or a model directory with model.safetensors (an export, "
+                    "e.g. models/arith-long), whose weights start a new schedule")
     ap.add_argument("--resume", help="checkpoint.pt of this run to continue exactly")
     ap.add_argument("--cache", help="directory for prepared data (default OUT/../cache)")
     ap.add_argument("--prepare-workers", type=int, default=2)
@@ -185,7 +199,7 @@ def main(argv=None):
         torch.set_rng_state(ck["torch_rng"])
         run.log(f"resumed from {args.resume} at step {state['step']}, {state['tokens']} tokens")
     elif args.init:
-        model.load_state_dict(torch.load(args.init, map_location=device)["model"])
+        model.load_state_dict(init_weights(args.init, device))
         run.log(f"weights from {args.init}")
     run.log(f"attn={args.attn} device={device} threads={args.threads} params={param_count(model)} "
             f"train={len(train)} heldout={len(heldout)} config={config_dict(cfg)} args={vars(args)}")
