@@ -178,8 +178,14 @@ evaluate() {
 }
 
 curve() {
-  "$PY" "$ROOT/scripts/curve_table.py" span-s1="$RUNS/span-s1" dense-s1="$RUNS/dense-s1" \
-      span-s2="$RUNS/span-s2" dense-s2="$RUNS/dense-s2" --offset span-s2="$S1_TOKENS" --offset dense-s2="$S1_TOKENS"
+  # stage 2 counts from the end of stage 1; continued stages (c1, ...) count from 0
+  local runs=() s attn
+  for attn in span dense; do
+    for s in s1 s2 $(cd "$RUNS" 2>/dev/null && ls -d "$attn"-c* 2>/dev/null | sed "s/^$attn-//" | sort -V); do
+      runs+=("$attn-$s=$RUNS/$attn-$s")
+    done
+  done
+  "$PY" "$ROOT/scripts/curve_table.py" "${runs[@]}" --offset span-s2="$S1_TOKENS" --offset dense-s2="$S1_TOKENS"
 }
 
 # pack OUT: what a machine that returns few files brings back, three files in OUT:
