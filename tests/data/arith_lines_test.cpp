@@ -9,16 +9,10 @@
 #include "arith.h"
 #include "arith_stream.h"
 #include "sspan/error.h"
+#include "text_lines.h"
 
 namespace sspan::data {
 namespace {
-
-std::vector<std::string> split_lines(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
 
 ArithStreamOptions chain_options(int64_t count) {
   ArithStreamOptions opt;

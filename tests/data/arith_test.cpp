@@ -14,16 +14,10 @@
 #include "arith_stream.h"
 #include "expr.h"
 #include "sspan/error.h"
+#include "text_lines.h"
 
 namespace sspan::data {
 namespace {
-
-std::vector<std::string> split_lines(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
 
 std::vector<ArithRecord> stream(const ArithStreamOptions& opt) {
   std::vector<ArithRecord> out;
