@@ -10,7 +10,8 @@ final line equals the expression's value and the record's answer.
 
 The `lines` layout (a left chain, one operation per prompt line "op b [k]", the last one
 "op b = [k]") is recognised by its prompt of several lines: step k must name exactly
-prompt line k and the line before it ("[0,1]" for the first step, "[-1,k]" after it).
+prompt line k and the line before it ("[0,1]" for the first step, "[-1,k]" after it),
+and the last step is followed by its value on a line of its own, "[-1] v".
 
 Usage: check_arith.py FILE.jsonl [...]   (stdlib only; exits 1 on the first failure)
 """
@@ -267,23 +268,23 @@ def check_lines_record(rec):
                 raise CheckError(f"step {k} must start '{refs}' (its operation's line and the line before)")
             body = lines[i][len(refs):]
             v = apply(op, value, b)
-            last = k == n
             if needs_split(op, value, b):
                 got = check_product_split(body, value, b) if op == "*" else check_quotient_split(body, value, b)
                 if got != v:
                     raise CheckError(f"split gives {got}, {value} {op} {b} is {v}")
                 i += 1
-                want = "[-1] " + (str(v) if last else f"So {value} {op} {b}={v}")
+                want = f"[-1] So {value} {op} {b}={v}"
                 if i >= len(lines) or lines[i] != want:
                     raise CheckError(f"expected '{want}' after the split")
-            elif last:
-                if body != str(v):
-                    raise CheckError(f"final line should be {v}, got '{body}'")
             elif body != f"{value} {op} {b}={v}":
                 raise CheckError(f"expected '{value} {op} {b}={v}', got '{body}'")
         except CheckError as e:
             raise CheckError(str(e), i + 1) from None
         value, i = v, i + 1
+    # the last step is written out like the others; its value follows on a line of its own
+    if i >= len(lines) or lines[i] != f"[-1] {value}":
+        raise CheckError(f"the value line '[-1] {value}' must follow the last step", i + 1)
+    i += 1
     if i != len(lines):
         raise CheckError("the trace continues after the final line", i + 1)
     if str(rec["answer"]) != str(value):

@@ -31,15 +31,15 @@ ArithStreamOptions chain_options(int64_t count) {
 TEST(ArithLines, WritesOneOperationPerPromptLine) {
   const ArithRecord r = arith_record_for("((7 + 5) * 3) - 9", ArithLayout::lines);
   EXPECT_EQ(r.prompt, "7 [0]\n+ 5 [1]\n* 3 [2]\n- 9 = [3]\n");
-  EXPECT_EQ(r.completion, "[0,1] 7 + 5=12\n[-1,2] 12 * 3=36\n[-1,3] 27");
+  EXPECT_EQ(r.completion, "[0,1] 7 + 5=12\n[-1,2] 12 * 3=36\n[-1,3] 36 - 9=27\n[-1] 27");
   EXPECT_EQ(r.answer, "27");
   EXPECT_EQ(r.depth, 3);
 }
 
-TEST(ArithLines, OneOperationIsItsOwnFinalLine) {
+TEST(ArithLines, OneOperationIsWrittenOutThenItsValue) {
   const ArithRecord r = arith_record_for("84 / 6", ArithLayout::lines);
   EXPECT_EQ(r.prompt, "84 [0]\n/ 6 = [1]\n");
-  EXPECT_EQ(r.completion, "[0,1] 14");
+  EXPECT_EQ(r.completion, "[0,1] 84 / 6=14\n[-1] 14");
 }
 
 TEST(ArithLines, SplitStepsKeepTheirSoLine) {
@@ -49,10 +49,11 @@ TEST(ArithLines, SplitStepsKeepTheirSoLine) {
   EXPECT_EQ(r.completion,
             "[0,1] 42 * 56=42 * (50 + 6)=2100 + 252=2352\n"
             "[-1] So 42 * 56=2352\n"
-            "[-1,2] 2359");
-  EXPECT_EQ(arith_record_for("7 * 56", ArithLayout::lines).completion, "[0,1] 392");
+            "[-1,2] 2352 + 7=2359\n"
+            "[-1] 2359");
+  EXPECT_EQ(arith_record_for("7 * 56", ArithLayout::lines).completion, "[0,1] 7 * 56=392\n[-1] 392");
   EXPECT_EQ(arith_record_for("(3 - 5) * -42", ArithLayout::lines).completion,
-            "[0,1] 3 - 5=-2\n[-1,2] 84");
+            "[0,1] 3 - 5=-2\n[-1,2] -2 * -42=84\n[-1] 84");
 }
 
 TEST(ArithLines, RandomChainsFollowTheLayout) {
@@ -67,7 +68,7 @@ TEST(ArithLines, RandomChainsFollowTheLayout) {
     const auto prompt = split_lines(r.prompt), trace = split_lines(r.completion);
     const size_t n = prompt.size() - 1;
     ASSERT_EQ(int(n), r.depth) << r.prompt;
-    ASSERT_EQ(trace.size(), n) << "no splits with one-digit literals: " << r.completion;
+    ASSERT_EQ(trace.size(), n + 1) << "no splits with one-digit literals: " << r.completion;
     ASSERT_TRUE(prompt[0].ends_with(" [0]")) << r.prompt;
     int64_t value = std::stoll(prompt[0]);
     for (size_t k = 1; k <= n; ++k) {
@@ -78,13 +79,12 @@ TEST(ArithLines, RandomChainsFollowTheLayout) {
       const int64_t next = op == '+' ? value + b : op == '-' ? value - b : value * b;
       ASSERT_TRUE(next >= 0 && next <= 99) << "--results 0,99: " << r.prompt;
       const std::string refs = k == 1 ? "[0,1] " : "[-1," + std::to_string(k) + "] ";
-      const std::string want = k == n ? refs + std::to_string(next)
-                                      : refs + std::to_string(value) + " " + op + " " + std::to_string(b) + "=" +
-                                            std::to_string(next);
+      const std::string want = refs + std::to_string(value) + " " + op + " " + std::to_string(b) + "=" + std::to_string(next);
       ASSERT_EQ(trace[k - 1], want) << r.prompt;
       value = next;
       ++steps;
     }
+    EXPECT_EQ(trace[n], "[-1] " + std::to_string(value)) << "the value line: " << r.completion;
     EXPECT_EQ(r.answer, std::to_string(value));
   }
   EXPECT_GT(steps, 300 * 20);

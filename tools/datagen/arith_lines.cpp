@@ -9,8 +9,12 @@
 // running value), so each step attends to a few short lines however long the chain:
 //   [0,1] 7 + 5=12
 //   [-1,2] 12 * 3=36
-//   [-1,3] 27
-// The " =" lets the last step see, within its span, that it is the last.
+//   [-1,3] 36 - 9=27
+//   [-1] 27
+// The " =" lets the last step see, within its span, that it is the last. The last step
+// is written out like every other and its value copied onto a line of its own: folding
+// the operation into the answer (as the expression layout does) was where small models
+// failed most on long chains, the one step unlike the rest.
 #include "arith_lines.h"
 
 #include <algorithm>
@@ -64,10 +68,11 @@ void write_lines_layout(const Expr& e, std::string& prompt, std::string& complet
   for (size_t k = 1; k <= n; ++k) {
     const ChainStep& s = steps[k - 1];
     const std::string refs = k == 1 ? "[0,1]" : "[-1," + std::to_string(k) + "]";
-    for (const std::string& line : step_lines(refs, s.op, running, s.literal, s.value, k == n, -1))
+    for (const std::string& line : step_lines(refs, s.op, running, s.literal, s.value, false, -1))
       completion += (completion.empty() ? "" : "\n") + line;
     running = s.value;
   }
+  completion += "\n[-1] " + number_text(running);
 }
 
 }  // namespace sspan::data
