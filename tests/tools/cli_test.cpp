@@ -13,6 +13,7 @@
 #include <functional>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -375,6 +376,39 @@ TEST_F(Cli, EvalJsonAndCsvAreTheDocumentAlone) {
   const CliRun csv = run_tool(SSPAN_EVAL_BIN, args + " --format csv");
   ASSERT_EQ(csv.code, 0) << csv.err;
   EXPECT_THAT(csv.out, ::testing::StartsWith("bucket,span,n,accuracy"));
+}
+
+TEST_F(Cli, EvalSamplesKeepEveryRecordsOutput) {
+  const auto data = model_ / "samples_in.jsonl", out = model_ / "samples.jsonl";
+  std::ofstream(data) << R"({"prompt": "(2 + 3) [0]\n", "completion": "[-1] 5\n", "answer": "5"})" << "\n"
+                      << R"({"prompt": "(4 * 5) [0]\n", "completion": "[-1] 20\n", "answer": "20"})" << "\n";
+  const std::string args = "-m " + model_.string() + " --tokenizer " + tok_.string() + " -d " + data.string() +
+                           " -n 4 --batch 2 -t 2 --span dense,arith --format csv";
+  const CliRun run = run_tool(SSPAN_EVAL_BIN, args + " --samples " + out.string());
+  ASSERT_EQ(run.code, 0) << run.err;
+  std::ifstream in(out);
+  std::map<std::string, int> per_policy;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    ++per_policy[j.at("policy").get<std::string>()];
+    const int n = j.at("line").get<int>();
+    ASSERT_TRUE(n == 1 || n == 2) << line;
+    EXPECT_EQ(j.at("prompt"), n == 1 ? "(2 + 3) [0]\n" : "(4 * 5) [0]\n");
+    EXPECT_EQ(j.at("answer"), n == 1 ? "5" : "20");
+    EXPECT_LE(j.at("tokens").get<int>(), 4);
+    EXPECT_TRUE(j.at("output").is_string() && j.at("correct").is_boolean() && j.at("stop").is_string()) << line;
+    const double sparsity = j.at("sparsity").get<double>();
+    EXPECT_TRUE(sparsity >= 0.0 && sparsity <= 1.0) << line;
+  }
+  EXPECT_EQ(per_policy, (std::map<std::string, int>{{"arith", 2}, {"dense", 2}}));
+  // A file that cannot be written is an error before any work; --samples is for --data.
+  const CliRun bad = run_tool(SSPAN_EVAL_BIN, args + " --samples " + (model_ / "no_dir" / "x.jsonl").string());
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_THAT(bad.err, HasSubstr("cannot write --samples file"));
+  const CliRun score = run_tool(SSPAN_EVAL_BIN, "-m " + model_.string() + " --tokenizer " + tok_.string() +
+                                                    " --score " + data.string() + " --samples " + out.string());
+  EXPECT_EQ(score.code, 1);
+  EXPECT_THAT(score.err, HasSubstr("--samples applies to --data only"));
 }
 
 TEST_F(Cli, RandomModelNeedsATokenizerOrSaysItHasNone) {

@@ -3,6 +3,7 @@
 // tokens/s and mean sparsity, overall and per length bucket of the reference solution.
 // Buckets run one at a time through the scheduler (continuous batching: a finished
 // sequence's slot is refilled from the same bucket), as `sspan-bench e2e` runs them.
+// --samples FILE keeps every record's output (one JSON object per record and policy).
 // With --score FILE instead: the perplexity of a text under each policy, every scored
 // token predicted by a decode step under it (eval/perplexity.h), per bucket of position.
 #include <fmt/format.h>
@@ -41,6 +42,7 @@ using sspan::eval::Tally;
 
 struct Args {
   std::string model_dir, data, score, task = "arith", format = "md", device = "cpu", tokenizer, kv_dtype = "auto";
+  std::string samples;  // --data: JSONL of every record's output
   std::vector<std::string> spans{"dense", "arith"};
   int batch = 8, max_new = 512, bucket = 256, limit = 0, threads = 0, block = 64, max_context = 0;
   int chunk = 0, prefix = 1;  // --score
@@ -121,8 +123,28 @@ sspan::Engine load_engine(const Args& a, int max_context) {
   return sspan::Engine(eo);
 }
 
+// One line of --samples: what the model wrote for a record under a policy, and its score.
+json sample_line(const std::string& policy, const Record& rec, const sspan::GenerationResult& res, const Tally& x,
+                 const std::string& task) {
+  json j = {{"policy", policy},       {"line", rec.line},      {"prompt", rec.prompt},
+            {"reference", rec.completion}, {"output", res.text}, {"tokens", res.ids.size()},
+            {"sparsity", res.span.mean_sparsity}, {"stop", std::string(sspan::stop_reason_name(res.stop))}};
+  if (task == "arith") {
+    j["answer"] = rec.answer;
+    j["correct"] = x.correct > 0;
+  } else {
+    j["rouge1"] = x.rouge1, j["rouge2"] = x.rouge2, j["rougeL"] = x.rougeL, j["rougeLsum"] = x.rougeLsum;
+  }
+  return j;
+}
+
 int run_tasks(const Args& a, const std::vector<std::string>& spans) {
   auto records = read_records(a.data, a.limit);
+  std::ofstream samples;
+  if (!a.samples.empty()) {
+    samples.open(a.samples);
+    if (!samples) throw sspan::Error("cannot write --samples file '" + a.samples + "'");
+  }
   sspan::Engine engine = load_engine(a, a.max_context);
   for (auto& r : records) r.ref_tokens = int(engine.tokenizer().encode_continuation(r.completion).size());
 
@@ -169,7 +191,10 @@ int run_tasks(const Args& a, const std::vector<std::string>& spans) {
         x.sparsity_sum = res.span.mean_sparsity * double(processed);
         x.sparse_den = processed;
         bucket_total.add(x);
+        if (samples.is_open()) samples << sample_line(policy, rec, res, x, a.task).dump() << "\n";
       }
+      if (samples.is_open() && !samples.flush())
+        throw sspan::Error("writing --samples file '" + a.samples + "' failed");
       bucket_total.seconds = wall;  // tokens/s: the bucket's generated tokens over its wall time
       table[policy][bucket].add(bucket_total);
       table[policy][kAll].add(bucket_total);
@@ -242,6 +267,9 @@ int main(int argc, char** argv) {
                  "decode step is scored");
   auto* task = app.add_option("--task", a.task, "arith (accuracy of the last term) or summary (ROUGE)")
                    ->check(CLI::IsMember({"arith", "summary"}));
+  auto* samples = app.add_option("--samples", a.samples,
+                                 "--data: write every record's output to this JSONL file (one object per record and "
+                                 "policy: prompt, reference, output, answer, correct or ROUGE, tokens, sparsity, stop)");
   app.add_option("--span", a.spans, "Span policies to compare (comma-separated)")->delimiter(',');
   app.add_option("--batch", a.batch, "Sequences decoded together (KV slots)")->check(CLI::PositiveNumber);
   auto* n_predict =
@@ -269,6 +297,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   for (const CLI::Option* o : {task, n_predict})
     if (o->count() > 0) a.data_only.push_back(o->get_name());
+  if (samples->count() > 0) a.data_only.push_back(samples->get_name());
   for (const CLI::Option* o : {chunk, prefix})
     if (o->count() > 0) a.score_only.push_back(o->get_name());
   sspan::set_log_level(sspan::LogLevel::Warn);
