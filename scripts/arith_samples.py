@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
-"""Where greedy solutions of the arith `lines` layout first go wrong.
-
-Reads the per-record outputs of `sspan-eval --samples FILE` on a lines-layout test set
-(docs/datasets.md, "Layouts") and classifies each wrong solution by its first line that
-differs from the reference trace:
+"""Per-record statistics of `sspan-eval --samples FILE` on an arith lines-layout test set
+(docs/datasets.md, "Layouts"), per policy: the histogram of each solution's mean sparsity,
+and where wrong solutions first go wrong, by their first line that differs from the
+reference trace:
   references  the reference list ("[-1,k]") is not the step's
   operand     the running value or the operation's operator/literal is miscopied
   result      "a op b=v" with the operands right and v wrong
@@ -12,7 +11,7 @@ differs from the reference trace:
   format      the right reference list followed by something that is not "a op b=v"
 Also prints, per policy, the share of steps that were right before the first error.
 
-Usage: first_error.py SAMPLES.jsonl   (stdlib only)
+Usage: arith_samples.py SAMPLES.jsonl   (stdlib only)
 """
 import collections
 import json
@@ -40,12 +39,14 @@ def classify(out_line, ref_line):
 
 def main(path):
     per_policy = collections.defaultdict(lambda: {"n": 0, "right": 0, "first": collections.Counter(),
-                                                  "steps_before": 0, "steps_total": 0})
+                                                  "steps_before": 0, "steps_total": 0,
+                                                  "sparsity": collections.Counter()})
     with open(path) as f:
         for n, line in enumerate(f, 1):
             s = json.loads(line)
             p = per_policy[s["policy"]]
             p["n"] += 1
+            p["sparsity"][min(9, int(s["sparsity"] * 10))] += 1
             ref = s["reference"].strip("\n").split("\n")
             out = s["output"].strip("\n").split("\n")
             p["steps_total"] += len(ref)
@@ -66,6 +67,10 @@ def main(path):
               + ", ".join(f"{c} {k}" for c, k in p["first"].most_common()))
         print(f"  lines right before the first error: {p['steps_before'] / max(1, p['steps_total']):.1%} "
               f"of {p['steps_total']} reference lines")
+        print("  mean sparsity of a solution | records")
+        for b in range(10):
+            k = p["sparsity"][b]
+            print(f"  {b / 10:.1f}-{(b + 1) / 10:.1f} | {k:5d} {'#' * round(50 * k / p['n'])}")
 
 
 if __name__ == "__main__":
