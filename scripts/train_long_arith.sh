@@ -6,7 +6,7 @@
 #   scripts/train_long_arith.sh train    # both models, two stages       (CPU-days on 2 cores; restartable)
 #   scripts/train_long_arith.sh continue # one more stage from the weights in models/ (STAGE, C_TOKENS, C_LR)
 #   scripts/train_long_arith.sh export   # copy the last stage's exports to models/
-#   scripts/train_long_arith.sh eval     # fresh 1,000-record test set, the README table
+#   scripts/train_long_arith.sh eval     # fresh 1,000-record test set, the README table, error census
 #   scripts/train_long_arith.sh curve    # the learning curves so far
 #   scripts/train_long_arith.sh pack OUT # both models and the training record in 3 files
 #
@@ -173,8 +173,13 @@ evaluate() {
   "$BIN/sspan-datagen" arith --count 1000 --seed 20261201 "${CHAIN[@]}" "${LONG[@]}" \
       --tokenizer "$ROOT/models/arith-long/tokenizer.model" --min-tokens 256 --max-tokens 1024 \
       --exclude "$DATA/train_all.jsonl" -o "$test"
-  "$BIN/sspan-eval" -m "$ROOT/models/arith-long" -d "$test" --span arith,dense --batch 16 -n 1100 --bucket 256
-  "$BIN/sspan-eval" -m "$ROOT/models/arith-long-dense" -d "$test" --span dense --batch 16 -n 1100 --bucket 256
+  "$BIN/sspan-eval" -m "$ROOT/models/arith-long" -d "$test" --span arith,dense --batch 16 -n 1100 --bucket 256 \
+      --samples "$RUNS/test_samples_span.jsonl"
+  "$BIN/sspan-eval" -m "$ROOT/models/arith-long-dense" -d "$test" --span dense --batch 16 -n 1100 --bucket 256 \
+      --samples "$RUNS/test_samples_dense.jsonl"
+  # the sparsity histogram and where the wrong solutions first go wrong
+  "$PY" "$ROOT/scripts/arith_samples.py" "$RUNS/test_samples_span.jsonl"
+  "$PY" "$ROOT/scripts/arith_samples.py" "$RUNS/test_samples_dense.jsonl"
 }
 
 curve() {
