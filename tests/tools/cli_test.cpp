@@ -411,6 +411,61 @@ TEST_F(Cli, EvalSamplesKeepEveryRecordsOutput) {
   EXPECT_THAT(score.err, HasSubstr("--samples applies to --data only"));
 }
 
+// The value of an arith chain in the lines layout ("7 [0]\n+ 5 [1]\n...\n- 9 = [3]\n"),
+// computed here, independently of the data generator.
+int64_t lines_chain_value(const std::string& prompt) {
+  std::istringstream in(prompt);
+  std::string line;
+  std::getline(in, line);
+  int64_t v = std::stoll(line);
+  while (std::getline(in, line)) {
+    const int64_t b = std::stoll(line.substr(2));
+    switch (line[0]) {
+      case '+': v += b; break;
+      case '-': v -= b; break;
+      case '*': v *= b; break;
+      default: ADD_FAILURE() << "not a chain line: " << line;
+    }
+  }
+  return v;
+}
+
+// The README's first command, as written there, on the model and example it names: the
+// long expression is solved (the last term is the chain's value), in 20+ lines, with a
+// mean sparsity of at least 40%.
+TEST(ReadmeFirstCommand, SolvesTheLongExampleSparsely) {
+  std::ifstream readme(test::source_dir() / "README.md");
+  std::string line, args;
+  const std::string head = "scripts/setup.sh && build/bin/sspan-generate ";
+  while (std::getline(readme, line))
+    if (line.rfind(head, 0) == 0) {
+      args = line.substr(head.size());
+      break;
+    }
+  ASSERT_FALSE(args.empty()) << "README.md has no line starting '" << head << "'";
+  std::string example;
+  for (std::istringstream words(args); words >> line;)
+    if (line.rfind("examples/", 0) == 0) example = line;
+  ASSERT_FALSE(example.empty()) << "the README's command names no examples/ file: " << args;
+  std::ifstream file(test::source_dir() / example);
+  const std::string prompt((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  // paths in the command are relative to the source tree
+  const CliRun r = test::run_command("cd " + test::source_dir().string() + " && " + SSPAN_GENERATE_BIN + " " + args +
+                                     " --json -t 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const std::string text = j.at("text");
+  EXPECT_EQ(j.at("stop"), "eos") << text;
+  std::istringstream out(text);
+  std::string term, last;
+  int lines = 0;
+  for (std::string l; std::getline(out, l);) ++lines;
+  for (std::istringstream terms(text); terms >> term;) last = term;
+  EXPECT_EQ(last, std::to_string(lines_chain_value(prompt))) << text;
+  EXPECT_GE(lines, 20) << text;
+  EXPECT_GE(j.at("span").at("mean_sparsity").get<double>(), 0.4);
+}
+
 TEST_F(Cli, RandomModelNeedsATokenizerOrSaysItHasNone) {
   const auto dir = test::scratch_dir("random_model");
   const CliRun none = run_tool(SSPAN_RANDOM_MODEL_BIN, "-o " + (dir / "a").string());
