@@ -131,14 +131,16 @@ export -f decode_bench
 export bin
 table_step decode 120 decode_bench.md bash -c decode_bench
 
-# The README's main job on the shipped models (head_dim 32), GPU against CPU.
+# The README's main job (arith-long, head_dim 64) and the short model (head_dim 32) on
+# the shipped models, GPU against CPU.
 generate_job() {
-  for job in "arith-tiny arith" "arith-tiny dense" "arith-tiny-dense dense"; do
+  for job in "arith-long arith arith-long.txt 1024" "arith-long dense arith-long.txt 1024" \
+             "arith-tiny arith arith.txt 256" "arith-tiny dense arith.txt 256" "arith-tiny-dense dense arith.txt 256"; do
     set -- $job
-    echo "## models/$1 --span $2"
+    echo "## models/$1 --span $2, examples/$3"
     local gpu cpu
-    gpu=$("$bin/sspan-generate" -m "models/$1" --device cuda --span "$2" -f examples/arith.txt --quiet) || return 1
-    cpu=$("$bin/sspan-generate" -m "models/$1" --device cpu --span "$2" -f examples/arith.txt --quiet) || return 1
+    gpu=$("$bin/sspan-generate" -m "models/$1" --device cuda --span "$2" -f "examples/$3" -n "$4" --quiet) || return 1
+    cpu=$("$bin/sspan-generate" -m "models/$1" --device cpu --span "$2" -f "examples/$3" -n "$4" --quiet) || return 1
     printf 'GPU:\n```\n%s\n```\nCPU:\n```\n%s\n```\n' "$gpu" "$cpu"
     if [[ "$gpu" == "$cpu" ]]; then echo "same text on both devices"; else echo "the texts differ"; fi
     echo
