@@ -19,6 +19,7 @@ import re
 import sys
 
 STEP = re.compile(r"(\[[-0-9,]+\]) (-?\d+) ([-+*/]) (-?\d+)=(-?\d+)$")
+VALUE = re.compile(r"\[-1\] -?\d+")
 
 
 def classify(out_line, ref_line):
@@ -26,8 +27,8 @@ def classify(out_line, ref_line):
     if out_line is None or ref_line is None:
         return "length"
     o, r = STEP.match(out_line), STEP.match(ref_line)
-    if r is None:  # the value line "[-1] v" (or a split line)
-        return "value line" if ref_line.startswith("[-1] ") else "format"
+    if r is None:  # the value line "[-1] v", or a split step's lines
+        return "value line" if VALUE.fullmatch(ref_line) else "format"
     if o is None:
         return "references" if not out_line.startswith(r.group(1) + " ") else "format"
     if o.group(1) != r.group(1):
@@ -42,7 +43,7 @@ def main(path):
                                                   "steps_before": 0, "steps_total": 0,
                                                   "sparsity": collections.Counter()})
     with open(path) as f:
-        for n, line in enumerate(f, 1):
+        for line in f:
             s = json.loads(line)
             p = per_policy[s["policy"]]
             p["n"] += 1

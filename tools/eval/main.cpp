@@ -191,7 +191,10 @@ int run_tasks(const Args& a, const std::vector<std::string>& spans) {
         x.sparsity_sum = res.span.mean_sparsity * double(processed);
         x.sparse_den = processed;
         bucket_total.add(x);
-        if (samples.is_open()) samples << sample_line(policy, rec, res, x, a.task).dump() << "\n";
+        // invalid UTF-8 (a byte piece that is not text) becomes U+FFFD rather than an exception
+        if (samples.is_open())
+          samples << sample_line(policy, rec, res, x, a.task).dump(-1, ' ', false, json::error_handler_t::replace)
+                  << "\n";
       }
       if (samples.is_open() && !samples.flush())
         throw sspan::Error("writing --samples file '" + a.samples + "' failed");
@@ -295,9 +298,8 @@ int main(int argc, char** argv) {
   app.add_option("--kv-dtype", a.kv_dtype, "CPU KV cache type (auto: f16 for half-precision checkpoints)")
       ->check(CLI::IsMember({"auto", "f32", "f16", "bf16"}));
   CLI11_PARSE(app, argc, argv);
-  for (const CLI::Option* o : {task, n_predict})
+  for (const CLI::Option* o : {task, n_predict, samples})
     if (o->count() > 0) a.data_only.push_back(o->get_name());
-  if (samples->count() > 0) a.data_only.push_back(samples->get_name());
   for (const CLI::Option* o : {chunk, prefix})
     if (o->count() > 0) a.score_only.push_back(o->get_name());
   sspan::set_log_level(sspan::LogLevel::Warn);
