@@ -322,28 +322,37 @@ TEST(ServerWithoutTemplate, ChatIsAClear400AndAFullQueueIs503) {
   EXPECT_EQ(r.status, 400);
   EXPECT_THAT(r.raw, HasSubstr("no tokenizer_config.json"));
 
-  // One request runs, one waits; the next finds the queue full.
+  // One request runs, one waits; the next finds the queue full. A request of 200 tokens
+  // lasts tens of milliseconds, so the running one may finish between seeing the queue
+  // full and the third request arriving (the third is then served): try again until a
+  // third request meets the full queue.
   const json slow = {{"prompt", "9 * 9 [0]\n"}, {"max_tokens", 200}, {"ignore_eos", true}, {"temperature", 0}};
-  auto a = std::async(std::launch::async, [&] { return post(s, "/v1/completions", slow); });
-  bool running = false;
-  for (int i = 0; i < 200 && !running; ++i) {
-    running = s.metrics_value("sspan_requests_running").get<double>() == 1.0;
-    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto wait_for = [&](const char* metric) {
+    for (int i = 0; i < 200; ++i) {
+      if (s.metrics_value(metric).get<double>() == 1.0) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return false;
+  };
+  bool rejected = false;
+  for (int attempt = 0; attempt < 20 && !rejected; ++attempt) {
+    auto a = std::async(std::launch::async, [&] { return post(s, "/v1/completions", slow); });
+    if (wait_for("sspan_requests_running")) {
+      auto b = std::async(std::launch::async, [&] { return post(s, "/v1/completions", slow); });
+      if (wait_for("sspan_requests_queued")) {
+        const Reply full = post(s, "/v1/completions", slow);
+        if (full.status == 503) {
+          rejected = true;
+          EXPECT_TRUE(full.body.contains("error")) << full.raw;
+        } else {
+          EXPECT_EQ(full.status, 200) << full.raw;  // the queue had room again: served
+        }
+      }
+      EXPECT_EQ(b.get().status, 200);
+    }
+    EXPECT_EQ(a.get().status, 200);
   }
-  ASSERT_TRUE(running);
-  auto b = std::async(std::launch::async, [&] { return post(s, "/v1/completions", slow); });
-  bool queued = false;
-  for (int i = 0; i < 200 && !queued; ++i) {
-    queued = s.metrics_value("sspan_requests_queued").get<double>() == 1.0;
-    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  if (queued) {  // b might already run if a finished in between; then there is nothing to reject
-    const Reply full = post(s, "/v1/completions", slow);
-    EXPECT_EQ(full.status, 503) << full.raw;
-    EXPECT_TRUE(full.body.contains("error"));
-  }
-  EXPECT_EQ(a.get().status, 200);
-  EXPECT_EQ(b.get().status, 200);
+  EXPECT_TRUE(rejected) << "no request met a full queue in 20 tries";
 }
 
 TEST(ChatTemplate, LlamaTwoAndChatMLRenderTheirForms) {
