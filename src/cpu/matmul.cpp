@@ -8,45 +8,28 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "cpu/cpu_isa.h"
 #include "cpu/dot.h"
 #include "cpu/matmul_kernels.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <cpuid.h>
-#endif
-
 namespace sspan::cpu {
 namespace {
 
 constexpr int64_t kWeightBlockBytes = int64_t(128) << 10;  // a quarter of a 512 KiB L2
-constexpr int64_t kRowBlock = 64;
+constexpr int64_t kRowBlock = 64;                           // at most, in whole register tiles
 constexpr int64_t kTasksPerThread = 4;                      // slack for a late thread
 // Below this many multiply-adds a parallel job costs more than it saves.
 constexpr int64_t kParallelWork = int64_t(1) << 16;
 
-bool cpu_has_avx2_fma_f16c() {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
-  const bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28), f16c = c & (1u << 29);
-  if (!(fma && osxsave && avx && f16c)) return false;
-  unsigned xcr0_lo, xcr0_hi;
-  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-  if ((xcr0_lo & 6u) != 6u) return false;  // the OS saves the ymm registers
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-  return b & (1u << 5);
-#else
-  return false;
-#endif
-}
-
 }  // namespace
 
 std::vector<const MatmulKernels*> runnable_matmul_kernels() {
+  const Isa best = best_isa();  // what this CPU runs, capped by SSPAN_CPU_ISA
   std::vector<const MatmulKernels*> sets;
-  if (const MatmulKernels* avx2 = avx2_matmul_kernels(); avx2 && cpu_has_avx2_fma_f16c()) sets.push_back(avx2);
+  if (const MatmulKernels* avx512 = avx512_matmul_kernels(); avx512 && best >= Isa::Avx512) sets.push_back(avx512);
+  if (const MatmulKernels* avx2 = avx2_matmul_kernels(); avx2 && best >= Isa::Avx2) sets.push_back(avx2);
   sets.push_back(&scalar_matmul_kernels());
   return sets;
 }
@@ -63,8 +46,10 @@ void matmul(const float* x, const WeightView& w, float* y, int n) {
   const int64_t O = w.rows, K = w.cols;
   const int64_t row_bytes = std::max<int64_t>(1, K * int64_t(dtype_size(w.dtype)));
 
-  // Weight rows per task: fill the L2 share, but leave every thread a few tasks.
-  const int64_t x_blocks = (n + kRowBlock - 1) / kRowBlock;
+  // x rows per task: whole register tiles. Weight rows per task: fill the L2 share, but
+  // leave every thread a few tasks.
+  const int64_t row_block = std::max<int64_t>(ks.mr, kRowBlock / ks.mr * ks.mr);
+  const int64_t x_blocks = (n + row_block - 1) / row_block;
   const int64_t min_w_blocks = (kTasksPerThread * num_threads() + x_blocks - 1) / x_blocks;
   int64_t w_rows = std::min(kWeightBlockBytes / row_bytes, (O + min_w_blocks - 1) / min_w_blocks);
   w_rows = std::max<int64_t>(ks.nr, w_rows / ks.nr * ks.nr);
@@ -73,12 +58,12 @@ void matmul(const float* x, const WeightView& w, float* y, int n) {
   parallel_for(
       x_blocks * w_blocks,
       [&](int64_t task, int) {
-        const int64_t i0 = task / w_blocks * kRowBlock, o0 = task % w_blocks * w_rows;
+        const int64_t i0 = task / w_blocks * row_block, o0 = task % w_blocks * w_rows;
         MatmulBlock b;
         b.x = x + i0 * K, b.ldx = K;
         b.w = static_cast<const std::byte*>(w.data) + o0 * row_bytes, b.ldw = K;
         b.y = y + i0 * O + o0, b.ldy = O;
-        b.m = std::min<int64_t>(kRowBlock, n - i0), b.n = std::min(w_rows, O - o0), b.K = K;
+        b.m = std::min<int64_t>(row_block, n - i0), b.n = std::min(w_rows, O - o0), b.K = K;
         kernel(b);
       },
       O * K * n >= kParallelWork ? 0 : 1);

@@ -33,7 +33,7 @@ using MatmulBlockFn = void (*)(const MatmulBlock&);
 
 // The kernels of one instruction set, one per weight dtype.
 struct MatmulKernels {
-  const char* isa;                // "avx2" or "scalar"
+  const char* isa;                // "avx512", "avx2" or "scalar"
   int mr, nr;                     // register tile: x rows by weight rows
   MatmulBlockFn f32, f16, bf16;
 
@@ -44,8 +44,10 @@ struct MatmulKernels {
 
 const MatmulKernels& scalar_matmul_kernels();  // matmul_scalar.cpp: the reference
 const MatmulKernels* avx2_matmul_kernels();    // matmul_avx2.cpp: nullptr where not built
+const MatmulKernels* avx512_matmul_kernels();  // matmul_avx512.cpp: nullptr where not built
 
-// The sets this CPU can run, fastest first (the scalar set is always last).
+// The sets this CPU can run, fastest first (the scalar set is always last); SSPAN_CPU_ISA
+// caps them as it caps the attention kernels (cpu_isa.h).
 std::vector<const MatmulKernels*> runnable_matmul_kernels();
 // The set the matmul uses: the fastest runnable one, chosen once at first use.
 const MatmulKernels& matmul_kernels();

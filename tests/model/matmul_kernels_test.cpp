@@ -54,8 +54,8 @@ TEST_P(MatmulKernelsTest, EveryRunnableSetEqualsTheScalarReferenceBitForBit) {
   for (const MatmulKernels* set : runnable_matmul_kernels()) {
     SCOPED_TRACE(set->isa);
     // Every tile edge (m, n below and above the register tile) and every K tail.
-    for (int64_t m : {1, 2, 3, 4, 5, 9})
-      for (int64_t n : {1, 2, 3, 4, 7})
+    for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 9, 13})
+      for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 9, 17})
         for (int64_t K : {1, 7, 8, 9, 16, 203}) {
           const int64_t ldx = K + 3, ldw = K + 5, ldy = n + 2;  // strides wider than the rows
           const Weights w = random_weights(rng, dt, size_t(n * ldw));

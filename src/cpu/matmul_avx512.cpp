@@ -1,0 +1,182 @@
+// AVX-512 matmul kernels (AVX-512F; fp16 and bf16 weights converted in registers), compiled
+// for those instructions whatever the rest of the build targets (the dispatcher in
+// matmul.cpp runs them only on CPUs that have them).
+//
+// They follow the order of matmul_kernels.h exactly, which accumulates each output in 8
+// lanes: a 512-bit register holds the 8 lanes of two outputs, weight rows 2p and 2p + 1 of
+// the same x row, so every fused multiply-add does the work of two 256-bit ones. Per 8
+// values of k a tile of kMR x-rows by kNR weight rows loads kNR / 2 weight pairs (two
+// 128-bit halves, joined and converted to 16 fp32), broadcasts each x row's 8 values to
+// both halves and runs kMR * kNR / 2 multiply-adds: 6 x 8 holds 24 accumulators, 4 weight
+// pairs and an x vector in the 32 zmm registers, 24 FMAs per 10 loads. Blocks walk their
+// x tiles in the outer loop and prefetch the next weight tile as matmul_avx2.cpp does.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+// GCC 12 warns inside its own avx512fintrin.h about _mm*_undefined_*() (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#include "cpu/matmul_kernels.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+
+// The headers above keep the baseline target: only this file's own functions use AVX-512.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma,f16c")
+#endif
+
+namespace sspan::cpu {
+namespace {
+
+constexpr int kMR = 6, kNR = 8, kPairs = kNR / 2;
+
+// k..k+7 of weight rows a (low half) and b (high half) as 16 fp32.
+template <DType D>
+inline __m512 load_pair(const std::byte* a, const std::byte* b, int64_t k) {
+  if constexpr (D == DType::F32) {
+    const __m256 lo = _mm256_loadu_ps(reinterpret_cast<const float*>(a) + k);
+    const __m256 hi = _mm256_loadu_ps(reinterpret_cast<const float*>(b) + k);
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+  } else {
+    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(a) + k));
+    const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(b) + k));
+    const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+    if constexpr (D == DType::F16) return _mm512_cvtph_ps(both);
+    else return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(both), 16));  // bf16: high half of fp32
+  }
+}
+
+template <DType D>
+inline float load1(const std::byte* row, int64_t k) {
+  if constexpr (D == DType::F32) return reinterpret_cast<const float*>(row)[k];
+  else if constexpr (D == DType::F16) return _cvtsh_ss(reinterpret_cast<const uint16_t*>(row)[k]);
+  else return bf16_to_float(reinterpret_cast<const uint16_t*>(row)[k]);
+}
+
+// x[k..k+7] in both 256-bit halves.
+inline __m512 broadcast8(const float* x) {
+  return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(x))));
+}
+
+// [sum(a), sum(b), sum(c), sum(d)], each ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)):
+// the reduction of matmul_kernels.h.
+inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+// y[i * ldy + j] for i < MR, j < nr (2 * NP - 1 <= nr <= 2 * NP) over the whole of K.
+// ahead: the kNR weight rows the next tile reads (nullptr: none), prefetched a cache line
+// per row every 64 bytes of k.
+template <DType D, int MR, int NP>
+void tile(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride, int64_t K, float* y, int64_t ldy,
+          int64_t nr, const std::byte* ahead) {
+  constexpr int64_t kLine = 64 / int64_t(dtype_size(D));  // weights per cache line
+  const int64_t K8 = K - K % 8;
+  // Row pointers of each pair; an odd last row pairs with itself and its copy is dropped.
+  const std::byte* row[2 * NP];
+  for (int j = 0; j < 2 * NP; ++j) row[j] = w + std::min<int64_t>(j, nr - 1) * w_stride;
+  __m512 acc[MR][NP];
+  for (int i = 0; i < MR; ++i)
+    for (int p = 0; p < NP; ++p) acc[i][p] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K8; k += 8) {
+    if (ahead && k % kLine == 0)
+      for (int j = 0; j < kNR; ++j) __builtin_prefetch(ahead + j * w_stride + k * int64_t(dtype_size(D)), 0, 3);
+    __m512 wv[NP];
+    for (int p = 0; p < NP; ++p) wv[p] = load_pair<D>(row[2 * p], row[2 * p + 1], k);
+    for (int i = 0; i < MR; ++i) {
+      __m512 xv = broadcast8(x + i * ldx + k);
+      __asm__("" : "+v"(xv));  // keep xv in a register: re-loading it for every FMA costs load slots
+      for (int p = 0; p < NP; ++p) acc[i][p] = _mm512_fmadd_ps(xv, wv[p], acc[i][p]);
+    }
+  }
+  const __m256 zero = _mm256_setzero_ps();
+  for (int i = 0; i < MR; ++i) {
+    alignas(16) float s[2 * NP + 2];
+    for (int p = 0; p < NP; p += 2) {  // outputs 2p .. 2p + 3 from two accumulators
+      const __m256 a = _mm512_castps512_ps256(acc[i][p]);
+      const __m256 b = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][p]), 1));
+      const __m256 c = p + 1 < NP ? _mm512_castps512_ps256(acc[i][(p + 1) % NP]) : zero;
+      const __m256 d = p + 1 < NP ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][(p + 1) % NP]), 1))
+                                  : zero;
+      _mm_store_ps(s + 2 * p, hsum4(a, b, c, d));
+    }
+    for (int64_t j = 0; j < nr; ++j) {
+      float t = 0.f;
+      for (int64_t k = K8; k < K; ++k) t = std::fma(x[i * ldx + k], load1<D>(row[j], k), t);
+      y[i * ldy + j] = s[j] + t;
+    }
+  }
+}
+
+template <DType D, int MR>
+void tile_row(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride, int64_t K, float* y, int64_t ldy,
+              int64_t nr, const std::byte* ahead) {
+  switch ((nr + 1) / 2) {
+    case 4: return tile<D, MR, 4>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
+    case 3: return tile<D, MR, 3>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
+    case 2: return tile<D, MR, 2>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
+    default: return tile<D, MR, 1>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
+  }
+}
+
+static_assert(kPairs == 4 && kMR == 6, "tile_row and block dispatch tiles of up to 6 x 8");
+
+template <DType D>
+void block(const MatmulBlock& b) {
+  const auto* w = static_cast<const std::byte*>(b.w);
+  const int64_t w_stride = b.ldw * int64_t(dtype_size(D));
+  for (int64_t i = 0; i < b.m; i += kMR) {
+    const float* x = b.x + i * b.ldx;
+    float* y = b.y + i * b.ldy;
+    const int64_t mr = std::min<int64_t>(kMR, b.m - i);
+    for (int64_t o = 0; o < b.n; o += kNR) {
+      const int64_t nr = std::min<int64_t>(kNR, b.n - o);
+      const std::byte* wo = w + o * w_stride;
+      // The first x tile brings the block's weights in from memory: it prefetches the next
+      // tile's rows while computing, so the stream never stalls.
+      const std::byte* ahead = i == 0 && o + 2 * kNR <= b.n ? wo + kNR * w_stride : nullptr;
+      switch (mr) {
+        case 6: tile_row<D, 6>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
+        case 5: tile_row<D, 5>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
+        case 4: tile_row<D, 4>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
+        case 3: tile_row<D, 3>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
+        case 2: tile_row<D, 2>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
+        default: tile_row<D, 1>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sspan::cpu
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+namespace sspan::cpu {
+
+const MatmulKernels* avx512_matmul_kernels() {
+  static const MatmulKernels k{"avx512", kMR, kNR, block<DType::F32>, block<DType::F16>, block<DType::BF16>};
+  return &k;
+}
+
+}  // namespace sspan::cpu
+
+#else  // not x86-64, or a compiler without target attributes
+
+namespace sspan::cpu {
+const MatmulKernels* avx512_matmul_kernels() { return nullptr; }
+}  // namespace sspan::cpu
+
+#endif
