@@ -18,6 +18,7 @@
 
 #include "bench.h"
 #include "common/check.h"
+#include "cpu/attention_kernels.h"
 #include "cpu/span_attention.h"
 #include "cpu/thread_pool.h"
 #include "model/backend.h"
@@ -99,16 +100,20 @@ std::vector<double> reference_head(const std::vector<float>& q_row, const std::v
   return out;
 }
 
-// A copy of the CPU backend's cache layout, K and V each [layers][slots][Hkv][C][row_bytes]
-// (src/cpu/cpu_backend.cpp, rows placed by KvLayerView::row), whose attended rows are read
-// as 64-bit words and XORed: every (row, KV head) pair a task, spread over the threads as
-// the op spreads them, with no arithmetic beyond the XOR. Its time for a pattern is the
-// memory system's price for the pattern's runs of bytes.
+// A copy of the CPU backend's cache layout, K and V each [layers][slots][C / block][Hkv]
+// [block][row_bytes] (src/cpu/cpu_backend.cpp, rows placed by KvLayerView::row), whose
+// attended rows are read as 64-bit words and XORed in the op's order: every row a task,
+// spread over the threads as the op spreads them, a tile of positions at a time with all
+// KV heads of the tile together, and no arithmetic beyond the XOR. Its time for a pattern
+// is the memory system's price for the pattern's runs of bytes.
 class ReadOnlyWalk {
  public:
   ReadOnlyWalk(int layers, int slots, int kv_heads, int context, size_t row_bytes)
-      : slots_(slots), kv_heads_(kv_heads), context_(context), row_words_(row_bytes / 8),
-        k_(size_t(layers) * size_t(slots) * size_t(kv_heads) * size_t(context) * row_words_), v_(k_.size()) {
+      : view_{nullptr, nullptr, slots, kv_heads, (context + kCpuKvBlock - 1) / kCpuKvBlock * kCpuKvBlock, 0,
+              DType::F32, kCpuKvBlock},
+        row_words_(row_bytes / 8),
+        layer_words_(size_t(slots) * size_t(kv_heads) * size_t(view_.max_ctx) * row_words_),
+        k_(size_t(layers) * layer_words_), v_(k_.size()) {
     SSPAN_CHECK(row_bytes % 8 == 0, "read-only walk: rows of {} bytes", row_bytes);
     cpu::parallel_chunks(int64_t(k_.size()), int64_t(1) << 16, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) k_[size_t(i)] = uint64_t(i), v_[size_t(i)] = ~uint64_t(i);
@@ -117,24 +122,26 @@ class ReadOnlyWalk {
 
   // Reads `ranges[r]` of every KV head of slot r in `layer`, r < ranges.size().
   void read(int layer, const std::vector<std::vector<PosRange>>& ranges) {
-    const int64_t pairs = int64_t(ranges.size()) * kv_heads_;
     acc_.assign(size_t(cpu::num_threads()), 0);
-    cpu::parallel_for(pairs, [&](int64_t p, int thread) {
-      const int r = int(p / kv_heads_), h = int(p % kv_heads_);
-      const cpu::KvLayerView view{nullptr, nullptr, slots_, kv_heads_, context_, 0};
-      const size_t layer_rows = size_t(slots_) * size_t(kv_heads_) * size_t(context_);
-      const size_t head = (size_t(layer) * layer_rows + size_t(view.row(r, h, 0))) * row_words_;
+    cpu::parallel_for(int64_t(ranges.size()), [&](int64_t r, int thread) {
+      const size_t layer_base = size_t(layer) * layer_words_;
       uint64_t a = 0;
       for (const PosRange& range : ranges[size_t(r)])
-        for (size_t i = head + size_t(range.begin) * row_words_; i < head + size_t(range.end) * row_words_; ++i)
-          a ^= k_[i] ^ v_[i];
+        for (int p0 = range.begin; p0 < range.end; p0 += cpu::attn::kTile)
+          for (int h = 0; h < view_.kv_heads; ++h)
+            for (int p = p0, end = std::min(range.end, p0 + cpu::attn::kTile); p < end;) {
+              const int run_end = std::min(end, (p / kCpuKvBlock + 1) * kCpuKvBlock);  // rows adjacent in memory
+              const size_t first = layer_base + size_t(view_.row(int(r), h, p)) * row_words_;
+              for (size_t i = first; i < first + size_t(run_end - p) * row_words_; ++i) a ^= k_[i] ^ v_[i];
+              p = run_end;
+            }
       acc_[size_t(thread)] ^= a;  // the reads' result, stored where the caller can see it
     });
   }
 
  private:
-  int slots_, kv_heads_, context_;
-  size_t row_words_;
+  cpu::KvLayerView view_;  // the layout only: rows are placed by view_.row
+  size_t row_words_, layer_words_;
   std::vector<uint64_t> k_, v_, acc_;  // acc_: [threads] each thread's XOR
 };
 

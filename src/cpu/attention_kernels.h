@@ -26,33 +26,43 @@ struct BHalf {
   uint16_t bits;
 };
 
-// One chunk of one (query row, KV head): `count` consecutive attended positions of the row,
-// starting `offset` positions into ranges[range]. The kernel computes the softmax state
-// {o, m, d} of the chunk for the G query heads of the KV head, reading each K/V row once.
+// One chunk of one query row for `heads` consecutive KV heads (1, or all of them): `count`
+// consecutive attended positions of the row, starting `offset` positions into
+// ranges[range]. The kernel computes the softmax state {o, m, d} of the chunk for the G
+// query heads of each KV head, reading each K/V row once. Position p of KV head h (h <
+// heads, counted from the chunk's first) is the row at element
+//   h * head_stride + (p >> block_shift) * block_stride + (p & block_mask) * head_dim
+// of k and v: both layouts of KvLayerView (per-head runs: block_shift 31, block_mask all
+// ones; blocks of 2^block_shift positions holding every head).
 struct ChunkArgs {
-  const void* k = nullptr;  // [C][D] keys of this (slot, KV head) in `dtype`; position p at p * D
-  const void* v = nullptr;  // [C][D] values, same layout
+  const void* k = nullptr;  // keys of this (slot, first KV head) in `dtype`
+  const void* v = nullptr;  // values, same layout
+  int heads = 1;            // KV heads computed together
+  int64_t head_stride = 0;  // elements between KV heads h and h + 1 at one position
+  int block_shift = 31;
+  int32_t block_mask = -1;
+  int64_t block_stride = 0;  // elements between position blocks of one head
   DType dtype = DType::F32;
   int head_dim = 0;         // D
-  int group = 0;            // G query heads served by this KV head
-  const float* q = nullptr; // [G][D] their queries, fp32
+  int group = 0;            // G query heads served by each KV head
+  const float* q = nullptr; // [heads * G][D] their queries, fp32
   float scale_log2 = 0.f;   // log2(e) / sqrt(D): scores come out in log2 units (exp2)
   const PosRange* ranges = nullptr;  // the row's attended ranges, ascending
   int range = 0;            // the chunk starts at ranges[range].begin + offset
   int offset = 0;
   int count = 0;            // attended positions in the chunk (0: an empty state)
   // Scratch, 64-byte aligned:
-  float* q_scaled = nullptr;  // [G][D] q * scale_log2
-  float* acc = nullptr;       // [G][D] running output, not yet divided by d
+  float* q_scaled = nullptr;  // [heads * G][D] q * scale_log2
+  float* acc = nullptr;       // [heads * G][D] running output, not yet divided by d
   float* scores = nullptr;    // [kHeadBlock][kTile] scores, then probabilities, of a tile
-  // Optional: the chunk's scores in log2 units are also kept, position j of the chunk
-  // (0 <= j < count) of query head g at raw_scores[g * raw_stride + j].
+  // Optional (heads = 1 only): the chunk's scores in log2 units are also kept, position j
+  // of the chunk (0 <= j < count) of query head g at raw_scores[g * raw_stride + j].
   float* raw_scores = nullptr;
   int64_t raw_stride = 0;
   // The chunk's state:
-  float* o = nullptr;  // [G][D] output divided by d (zeros when count = 0)
-  float* m = nullptr;  // [G] max score in log2 units (-inf when count = 0)
-  float* d = nullptr;  // [G] sum over the chunk of exp2(score - m)
+  float* o = nullptr;  // [heads * G][D] output divided by d (zeros when count = 0)
+  float* m = nullptr;  // [heads * G] max score in log2 units (-inf when count = 0)
+  float* d = nullptr;  // [heads * G] sum over the chunk of exp2(score - m)
 };
 
 void attend_chunk_scalar(const ChunkArgs& args);

@@ -1,11 +1,13 @@
 // Attention of each query row over its self-selected span, on the CPU: which positions a
 // row attends (AttendedRanges, from the blocked encoding), how rows are cut into chunks
 // and spread over threads, and the merge of the chunks' softmax states {o, m, d}. The
-// chunk kernel itself (one pass over a KV head's attended rows serving every query head
-// of its GQA group) is attention_tile.inc, built once per instruction set.
+// chunk kernel itself (one pass over the attended rows of a row's KV heads, each row
+// serving every query head of its GQA group) is attention_tile.inc, built once per
+// instruction set.
 #include "cpu/span_attention.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 
@@ -17,9 +19,9 @@
 namespace sspan::cpu {
 namespace {
 
-// Rows are split into chunks across threads when there are fewer (row, KV head) pairs
-// than this per thread (batch 1 at long context). Otherwise each pair is one task whose
-// chunks run in order on one thread; the arithmetic is the same either way.
+// Rows are split into chunks across threads when there are fewer units (rows, or (row, KV
+// head) pairs) than this per thread (batch 1 at long context). Otherwise each unit is one
+// task whose chunks run in order on one thread; the arithmetic is the same either way.
 constexpr int kSplitBelowPairsPerThread = 4;
 
 using ChunkKernel = void (*)(const attn::ChunkArgs&);
@@ -164,40 +166,54 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
               "span attention: {} query rows of {} KV heads but {} rows of attended ranges", n, kv.kv_heads,
               ranges.rows());
   SSPAN_CHECK(config.chunk >= 1, "span attention: chunk of {} positions", config.chunk);
+  SSPAN_CHECK(kv.block == 0 || ((kv.block & (kv.block - 1)) == 0 && kv.max_ctx % kv.block == 0),
+              "span attention: KV blocks of {} positions in a context of {}", kv.block, kv.max_ctx);
   const int D = kv.head_dim, Hq = q_heads, chunk = config.chunk;
   const ChunkKernel kernel = chunk_kernel(config.isa, D);
   const float scale_log2 = 1.4426950408889634f / std::sqrt(float(D));
   const size_t elem = dtype_size(kv.dtype);
   const auto* k_bytes = static_cast<const std::byte*>(kv.k);
   const auto* v_bytes = static_cast<const std::byte*>(kv.v);
-
   const int Hkv = kv.kv_heads, G = Hq / Hkv;
-  const int64_t pairs = int64_t(n) * Hkv;  // (row, KV head) pairs
+  // Where position p of a head lies (ChunkArgs): the view's layout in shifts and strides.
+  const int block_shift = kv.block ? std::countr_zero(unsigned(kv.block)) : 31;
+  const int32_t block_mask = kv.block ? kv.block - 1 : -1;
+  const int64_t head_stride = int64_t(kv.block ? kv.block : kv.max_ctx) * D;
+  const int64_t block_stride = int64_t(Hkv) * kv.block * D;
+
+  // A unit of work is a query row with all its KV heads, whose rows of a position block
+  // are read in one pass, when every head attends the row's set and no mass is recorded;
+  // otherwise a (row, KV head) pair.
   const bool per_head = ranges.rows() != n;
+  const bool whole_rows = !per_head && mass == nullptr;
+  const int unit_heads = whole_rows ? Hkv : 1, UG = unit_heads * G;
+  const int64_t units = whole_rows ? int64_t(n) : int64_t(n) * Hkv;
+  const auto row_of = [&](int64_t u) { return int(whole_rows ? u : u / Hkv); };
+  const auto head_of = [&](int64_t u) { return int(whole_rows ? 0 : u % Hkv); };
   // The ranges row of (row r, KV head h), and its attended count.
   const auto range_row = [&](int r, int h) { return per_head ? r * Hkv + h : r; };
   const auto count_of = [&](int r, int h) { return ranges.count[size_t(range_row(r, h))]; };
+  const auto unit_count = [&](int64_t u) { return count_of(row_of(u), head_of(u)); };
 
   int64_t work = 0, tasks = 0;
   int max_chunks = 1;
-  for (int r = 0; r < n; ++r)
-    for (int h = 0; h < Hkv; ++h) {
-      const int c = chunks_of(count_of(r, h), chunk);
-      max_chunks = std::max(max_chunks, c);
-      tasks += c;
-      work += int64_t(count_of(r, h)) * G * D;
-    }
+  for (int64_t u = 0; u < units; ++u) {
+    const int c = chunks_of(unit_count(u), chunk);
+    max_chunks = std::max(max_chunks, c);
+    tasks += c;
+    work += int64_t(unit_count(u)) * UG * D;
+  }
   const bool parallel = work >= (int64_t(1) << 16);  // enough to pay for waking the threads
   const int threads = parallel ? num_threads() : 1;
-  const bool split = parallel && tasks > pairs && pairs < kSplitBelowPairsPerThread * threads;
+  const bool split = parallel && tasks > units && units < kSplitBelowPairsPerThread * threads;
 
-  const size_t scratch_floats = kernel_scratch_floats(G, D), state_stride = state_floats(G, D);
+  const size_t scratch_floats = kernel_scratch_floats(UG, D), state_stride = state_floats(UG, D);
   const size_t states = split ? size_t(tasks) : size_t(threads) * size_t(max_chunks);
   float* scratch_base = workspace.floats(size_t(threads) * scratch_floats + states * state_stride);
   float* state_base = scratch_base + size_t(threads) * scratch_floats;
 
-  // Recorded rows: per (record, KV head) the raw scores [G][max_count], then the final
-  // m [G] and normaliser d [G].
+  // Recorded rows (pairs only): per (record, KV head) the raw scores [G][max_count], then
+  // the final m [G] and normaliser d [G].
   int records = 0, max_count = 0;
   if (mass)
     for (int r = 0; r < n; ++r)
@@ -207,14 +223,16 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
       }
   const size_t record_floats = size_t(G) * size_t(max_count) + 2 * size_t(G);
   float* record_base = records ? workspace.score_floats(size_t(records) * size_t(Hkv) * record_floats) : nullptr;
-  const auto record_of = [&](int r, int h) -> float* {
+  const auto record_of = [&](int64_t u) -> float* {
+    const int r = row_of(u);
     if (!mass || mass->record[r] < 0) return nullptr;
-    return record_base + (size_t(mass->record[r]) * size_t(Hkv) + size_t(h)) * record_floats;
+    return record_base + (size_t(mass->record[r]) * size_t(Hkv) + size_t(head_of(u))) * record_floats;
   };
-  // The recorded mass of (row r, KV head h) from its raw scores and final state.
-  const auto finish_mass = [&](int r, int h) {
-    const float* rec = record_of(r, h);
+  // The recorded mass of pair u from its raw scores and final state.
+  const auto finish_mass = [&](int64_t u) {
+    const float* rec = record_of(u);
     if (!rec) return;
+    const int r = row_of(u), h = head_of(u);
     const float* m = rec + size_t(G) * size_t(max_count);
     const float* d = m + G;
     float* dst = mass->out + int64_t(mass->record[r]) * mass->row_stride + int64_t(h) * mass->head_stride;
@@ -228,14 +246,19 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
     }
   };
 
-  // Chunk c of (row r, KV head h) into `st`, with thread scratch at `scratch`.
-  const auto run_chunk = [&](int r, int h, int c, float* scratch, const ChunkState& st) {
-    const int rr = range_row(r, h);
+  // Chunk c of unit u into `st`, with thread scratch at `scratch`.
+  const auto run_chunk = [&](int64_t u, int c, float* scratch, const ChunkState& st) {
+    const int r = row_of(u), h = head_of(u), rr = range_row(r, h);
     const int32_t first = ranges.indptr[size_t(rr)], last = ranges.indptr[size_t(rr) + 1];
     const int32_t start = c * chunk;  // index of the chunk's first position in the row
     attn::ChunkArgs a;
     a.k = k_bytes + size_t(kv.row(slot[r], h, 0)) * size_t(D) * elem;
     a.v = v_bytes + size_t(kv.row(slot[r], h, 0)) * size_t(D) * elem;
+    a.heads = unit_heads;
+    a.head_stride = head_stride;
+    a.block_shift = block_shift;
+    a.block_mask = block_mask;
+    a.block_stride = block_stride;
     a.dtype = kv.dtype;
     a.head_dim = D;
     a.group = G;
@@ -248,68 +271,64 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
       a.range = int(std::upper_bound(before + first, before + last, start) - before) - 1;
       a.offset = start - before[a.range];
     }
-    if (float* rec = record_of(r, h)) {
+    if (float* rec = record_of(u)) {
       a.raw_scores = rec + start;
       a.raw_stride = max_count;
     }
     a.q_scaled = scratch;
-    a.acc = scratch + round16(size_t(G) * D);
-    a.scores = a.acc + round16(size_t(G) * D);
+    a.acc = scratch + round16(size_t(UG) * D);
+    a.scores = a.acc + round16(size_t(UG) * D);
     a.o = st.o;
     a.m = st.m;
     a.d = st.d;
     kernel(a);
   };
-  const auto out_of = [&](int r, int h) { return out + (int64_t(r) * Hq + int64_t(h) * G) * D; };
-  // Where a one-chunk pair's m and d go: the record's final state, or scratch.
-  const auto single_state = [&](int r, int h, const ChunkState& scratch_state) -> ChunkState {
-    float* rec = record_of(r, h);
-    if (!rec) return {out_of(r, h), scratch_state.m, scratch_state.d};
+  const auto out_of = [&](int64_t u) { return out + (int64_t(row_of(u)) * Hq + int64_t(head_of(u)) * G) * D; };
+  // Where a one-chunk unit's m and d go: the record's final state, or scratch.
+  const auto single_state = [&](int64_t u, const ChunkState& scratch_state) -> ChunkState {
+    float* rec = record_of(u);
+    if (!rec) return {out_of(u), scratch_state.m, scratch_state.d};
     float* m = rec + size_t(G) * size_t(max_count);
-    return {out_of(r, h), m, m + G};
+    return {out_of(u), m, m + G};
   };
-  const auto merge_pair = [&](int r, int h, float* pair_states, int nc) {
-    float* rec = record_of(r, h);
+  const auto merge_unit = [&](int64_t u, float* unit_states, int nc) {
+    float* rec = record_of(u);
     float* m = rec ? rec + size_t(G) * size_t(max_count) : nullptr;
-    merge_chunks(pair_states, nc, state_stride, G, D, out_of(r, h), m, m ? m + G : nullptr);
+    merge_chunks(unit_states, nc, state_stride, UG, D, out_of(u), m, m ? m + G : nullptr);
   };
 
   if (!split) {
-    // One task per (row, KV head); its chunks in order, then merged.
-    parallel_for(pairs, [&](int64_t p, int thread) {
-      const int r = int(p / Hkv), h = int(p % Hkv);
+    // One task per unit; its chunks in order, then merged.
+    parallel_for(units, [&](int64_t u, int thread) {
       float* scratch = scratch_base + size_t(thread) * scratch_floats;
       float* my_states = state_base + size_t(thread) * size_t(max_chunks) * state_stride;
-      const int nc = chunks_of(count_of(r, h), chunk);
+      const int nc = chunks_of(unit_count(u), chunk);
       if (nc == 1) {  // straight into the output; m and d go to scratch (or the record)
-        run_chunk(r, h, 0, scratch, single_state(r, h, state_at(my_states, G, D)));
+        run_chunk(u, 0, scratch, single_state(u, state_at(my_states, UG, D)));
       } else {
-        for (int c = 0; c < nc; ++c) run_chunk(r, h, c, scratch, state_at(my_states + c * state_stride, G, D));
-        merge_pair(r, h, my_states, nc);
+        for (int c = 0; c < nc; ++c) run_chunk(u, c, scratch, state_at(my_states + c * state_stride, UG, D));
+        merge_unit(u, my_states, nc);
       }
-      finish_mass(r, h);
+      finish_mass(u);
     }, threads);
     return;
   }
 
-  // Few pairs: every chunk is a task of its own, then each split pair's chunks are merged.
-  std::vector<int64_t>& task_first = workspace.task_first();  // [pairs + 1] first task of each pair
+  // Few units: every chunk is a task of its own, then each split unit's chunks are merged.
+  std::vector<int64_t>& task_first = workspace.task_first();  // [units + 1] first task of each unit
   task_first.assign(1, 0);
-  for (int64_t p = 0; p < pairs; ++p)
-    task_first.push_back(task_first.back() + chunks_of(count_of(int(p / Hkv), int(p % Hkv)), chunk));
+  for (int64_t u = 0; u < units; ++u) task_first.push_back(task_first.back() + chunks_of(unit_count(u), chunk));
   parallel_for(tasks, [&](int64_t t, int thread) {
-    const int64_t p = std::upper_bound(task_first.begin(), task_first.end(), t) - task_first.begin() - 1;
-    const int r = int(p / Hkv), h = int(p % Hkv);
-    const int nc = int(task_first[size_t(p) + 1] - task_first[size_t(p)]), c = int(t - task_first[size_t(p)]);
+    const int64_t u = std::upper_bound(task_first.begin(), task_first.end(), t) - task_first.begin() - 1;
+    const int nc = int(task_first[size_t(u) + 1] - task_first[size_t(u)]), c = int(t - task_first[size_t(u)]);
     float* scratch = scratch_base + size_t(thread) * scratch_floats;
-    const ChunkState st = state_at(state_base + size_t(t) * state_stride, G, D);
-    run_chunk(r, h, c, scratch, nc == 1 ? single_state(r, h, st) : st);
+    const ChunkState st = state_at(state_base + size_t(t) * state_stride, UG, D);
+    run_chunk(u, c, scratch, nc == 1 ? single_state(u, st) : st);
   }, threads);
-  parallel_for(pairs, [&](int64_t p, int) {
-    const int r = int(p / Hkv), h = int(p % Hkv);
-    const int nc = int(task_first[size_t(p) + 1] - task_first[size_t(p)]);
-    if (nc > 1) merge_pair(r, h, state_base + size_t(task_first[size_t(p)]) * state_stride, nc);
-    finish_mass(r, h);
+  parallel_for(units, [&](int64_t u, int) {
+    const int nc = int(task_first[size_t(u) + 1] - task_first[size_t(u)]);
+    if (nc > 1) merge_unit(u, state_base + size_t(task_first[size_t(u)]) * state_stride, nc);
+    finish_mass(u);
   }, threads);
 }
 

@@ -11,15 +11,26 @@
 
 namespace sspan::cpu {
 
-// Keys and values of one layer in the KV cache: [slots][Hkv][C][D] of `dtype`.
+// Keys and values of one layer in the KV cache, rows of head_dim elements of `dtype`, in
+// one of two layouts:
+//   block = 0: [slots][Hkv][C][D], each (slot, KV head) one run of C rows;
+//   block > 0: [slots][C / block][Hkv][block][D] (block a power of two dividing C), the
+//     layout of the CPU backend: a block of positions holds every KV head's rows in one
+//     run, so a walk over a span that visits all heads of a position block together reads
+//     memory in runs Hkv times longer than per-head runs (a span's pieces cost their bytes,
+//     not a hardware-prefetch restart per head).
 struct KvLayerView {
   const void* k = nullptr;
   const void* v = nullptr;
   int slots = 0, kv_heads = 0, max_ctx = 0, head_dim = 0;
   DType dtype = DType::F32;
+  int block = 0;
 
   // Row (slot, h, p) starts at element row(...) * head_dim.
-  int64_t row(int slot, int h, int p) const { return (int64_t(slot) * kv_heads + h) * max_ctx + p; }
+  int64_t row(int slot, int h, int p) const {
+    if (block == 0) return (int64_t(slot) * kv_heads + h) * max_ctx + p;
+    return ((int64_t(slot) * (max_ctx / block) + p / block) * kv_heads + h) * block + p % block;
+  }
   // Rows of an fp32 cache (references and tests).
   const float* k_row(int slot, int h, int p) const { return static_cast<const float*>(k) + row(slot, h, p) * head_dim; }
   const float* v_row(int slot, int h, int p) const { return static_cast<const float*>(v) + row(slot, h, p) * head_dim; }
@@ -84,10 +95,11 @@ struct AttentionMass {
 
 // out[n, Hq, D] = softmax over row r's attended positions of (q . k / sqrt(D)) . v, for
 // query head h on KV head h / (Hq / Hkv) of slot[r]'s cache. Each K/V row is read once for
-// all query heads of its group. An empty row yields zeros. Rows (and, when there are few
-// rows, their chunks) run in parallel on the OpenMP threads. `ranges` holds n rows (every
-// KV head attends its row's set) or n * Hkv rows, [row][kv head]. `mass`, when given,
-// receives the attention mass of the rows it names.
+// all query heads of its group. An empty row yields zeros. `ranges` holds n rows (every
+// KV head attends its row's set: a row's tiles are read for all KV heads together, which
+// the blocked layout makes one run of memory) or n * Hkv rows, [row][kv head]. Rows (or
+// (row, KV head) pairs) and, when there are few, their chunks run in parallel on the
+// threads. `mass`, when given, receives the attention mass of the rows it names.
 void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, const AttendedRanges& ranges,
                     float* out, int n, int q_heads, const AttentionConfig& config, AttentionWorkspace& workspace,
                     const AttentionMass* mass = nullptr);

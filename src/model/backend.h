@@ -101,7 +101,8 @@ class Backend {
   // A host fp32 table (e.g. RoPE inverse frequencies) made resident on the device.
   virtual Tensor load_table(std::span<const float> values) = 0;
   virtual Tensor alloc(std::initializer_list<int64_t> shape, DType dtype) = 0;
-  // KV cache [L][S][Hkv][C][D] for keys and for values.
+  // KV cache for keys and for values: [L][S][Hkv][C][D] on CUDA, [L][S][C / kCpuKvBlock]
+  // [Hkv][kCpuKvBlock][D] on the CPU.
   virtual void alloc_kv_cache(const KvCacheShape& shape) = 0;
   virtual size_t kv_cache_bytes() const = 0;
   // Capacity hint: the most rows and listed span blocks one step will carry. A GPU backend
@@ -170,6 +171,9 @@ class Backend {
 // kv_dtype: the element type of the CPU KV cache (F32, F16 or BF16); attention converts
 // half-precision keys and values to fp32 in registers.
 std::unique_ptr<Backend> make_cpu_backend(int threads, DType kv_dtype = DType::F32);
+// The CPU KV cache holds each sequence's positions in blocks of this many (every KV head of
+// a block in one run of memory: cpu/span_attention.h), so its room is max_ctx rounded up.
+inline constexpr int kCpuKvBlock = 16;
 // The CPU KV cache type for a --kv-dtype value: "f32", "f16", "bf16" (or another spelling
 // parse_dtype accepts), or "auto": f16 when the checkpoint's weights are half precision
 // (fp16 or bf16), f32 when they are fp32. Throws on anything else.

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "common/check.h"
+#include "model/backend.h"
 
 namespace sspan {
 namespace {
@@ -48,6 +49,8 @@ MemoryPlan plan_memory(const ModelConfig& c, int rows, int logit_rows, int slots
                        DType kv, Device device) {
   const int64_t a = int64_t(dtype_size(act));
   const bool host = device == Device::CPU;
+  // The CPU cache keeps whole blocks of positions (kCpuKvBlock).
+  const int64_t cache_ctx = host ? (int64_t(max_ctx) + kCpuKvBlock - 1) / kCpuKvBlock * kCpuKvBlock : max_ctx;
   const std::string R = fmt::format("{} rows (the larger of --max-step-rows and the batch)", rows);
   const std::string M = fmt::format("{} logit rows", logit_rows);
   MemoryPlan p;
@@ -71,7 +74,7 @@ MemoryPlan plan_memory(const ModelConfig& c, int rows, int logit_rows, int slots
        fmt::format("keys and values x num_hidden_layers {} x batch {} x num_key_value_heads {} x --max-context {} x "
                    "head_dim {}",
                    c.num_hidden_layers, slots, c.num_key_value_heads, max_ctx, c.head_dim),
-       product({2, c.num_hidden_layers, slots, c.num_key_value_heads, max_ctx, c.head_dim, int64_t(dtype_size(kv))}),
+       product({2, c.num_hidden_layers, slots, c.num_key_value_heads, cache_ctx, c.head_dim, int64_t(dtype_size(kv))}),
        host});
   return p;
 }

@@ -24,23 +24,26 @@ std::vector<Isa> supported_isas() {
   return out;
 }
 
-// A KV cache [slots][Hkv][C][D] of `dtype`, and the fp32 values it holds (what the
-// reference reads) and was made from.
+// A KV cache of `dtype` in the layout of KvLayerView with `block` ([slots][Hkv][C][D] for
+// 0), and the fp32 values it holds (what the reference reads) and was made from.
 struct Cache {
   int slots, kv_heads, max_ctx, head_dim;
   DType dtype;
+  int block;
   std::vector<float> exact;   // fp32 source values
   std::vector<float> stored;  // the stored values, back in fp32
   std::vector<uint8_t> bytes;
 
   KvLayerView view() const {
     const size_t half = bytes.size() / 2;
-    return {bytes.data(), bytes.data() + half, slots, kv_heads, max_ctx, head_dim, dtype};
+    return {bytes.data(), bytes.data() + half, slots, kv_heads, max_ctx, head_dim, dtype, block};
   }
 };
 
-Cache make_cache(std::mt19937& rng, int slots, int kv_heads, int max_ctx, int D, DType dtype) {
-  Cache c{slots, kv_heads, max_ctx, D, dtype, {}, {}, {}};
+// Room for positions [0, max_ctx), in whole blocks.
+Cache make_cache(std::mt19937& rng, int slots, int kv_heads, int max_ctx, int D, DType dtype, int block = 0) {
+  if (block) max_ctx = (max_ctx + block - 1) / block * block;
+  Cache c{slots, kv_heads, max_ctx, D, dtype, block, {}, {}, {}};
   const size_t n = size_t(slots) * kv_heads * max_ctx * D;
   std::normal_distribution<float> normal(0.f, 1.f);
   c.exact.resize(2 * n);  // K then V
@@ -159,7 +162,8 @@ TEST(AttentionKernels, EveryIsaAndCacheTypeMatchesTheReference) {
     const int D = head_dims[trial % 6], group = 1 << (trial % 4), kv_heads = 1 + trial % 2;
     const int block = 16 << (trial % 5), max_ctx = 300 + 37 * trial;
     for (DType dtype : {DType::F32, DType::F16, DType::BF16}) {
-      const Cache cache = make_cache(rng, 2, kv_heads, max_ctx, D, dtype);
+      const int layout_block = trial % 3 == 0 ? 0 : 8 << (trial % 3);  // per-head runs, blocks of 16 or 32
+      const Cache cache = make_cache(rng, 2, kv_heads, max_ctx, D, dtype, layout_block);
       std::vector<int32_t> slot;
       const SpanBatch span = random_span(rng, block, 2, max_ctx, slot, 2);
       const auto q = random_queries(rng, 2, kv_heads * group, D);
@@ -169,7 +173,7 @@ TEST(AttentionKernels, EveryIsaAndCacheTypeMatchesTheReference) {
         const auto got = run(q, cache.view(), slot, span, kv_heads * group, {isa});
         const double kernel_err = max_rel_error(got, on_stored, D), cache_err = max_rel_error(got, on_exact, D);
         EXPECT_LE(kernel_err, kKernelTol) << isa_name(isa) << " " << dtype_name(dtype) << " D " << D << " group "
-                                          << group << " trial " << trial;
+                                          << group << " layout block " << layout_block << " trial " << trial;
         const double cache_tol = dtype == DType::F32 ? kKernelTol : dtype == DType::F16 ? kF16CacheTol : kBF16CacheTol;
         EXPECT_LE(cache_err, cache_tol) << isa_name(isa) << " " << dtype_name(dtype) << " vs the fp32 values, D " << D;
         ++checked;
@@ -206,6 +210,47 @@ TEST(AttentionKernels, GroupedAttentionEqualsPerHeadAttention) {
         const auto b = run(q, per_head.view(), slot, span, q_heads, {isa});
         EXPECT_LE(max_rel_error(a, b, D), 1e-6) << isa_name(isa) << " group " << group << " " << dtype_name(dtype);
       }
+}
+
+// The blocked layout (every KV head of a position block in one run) gives the same bits as
+// per-head runs: the same rows in the same order, only elsewhere in memory. Rows with all
+// their heads in one pass, and (row, KV head) pairs, both run: with and without the mass.
+TEST(AttentionKernels, BlockedLayoutGivesTheBitsOfPerHeadRuns) {
+  std::mt19937 rng(15);
+  for (Isa isa : supported_isas())
+    for (int block : {16, 32}) {
+      const int kv_heads = 3, group = 2, q_heads = kv_heads * group, D = 32, max_ctx = 700, slots = 3;
+      const Cache flat = make_cache(rng, slots, kv_heads, max_ctx, D, DType::F16);
+      Cache blocked = make_cache(rng, slots, kv_heads, max_ctx, D, DType::F16, block);
+      // The same rows, moved to their blocked places.
+      const size_t es = 2, row_bytes = size_t(D) * es, half_flat = flat.bytes.size() / 2;
+      const size_t half_blocked = blocked.bytes.size() / 2;
+      for (int part = 0; part < 2; ++part)
+        for (int sl = 0; sl < slots; ++sl)
+          for (int h = 0; h < kv_heads; ++h)
+            for (int p = 0; p < max_ctx; ++p)
+              std::memcpy(&blocked.bytes[part * half_blocked + size_t(blocked.view().row(sl, h, p)) * row_bytes],
+                          &flat.bytes[part * half_flat + size_t(flat.view().row(sl, h, p)) * row_bytes], row_bytes);
+      std::vector<int32_t> slot;
+      const SpanBatch span = random_span(rng, 16, 5, max_ctx, slot, slots);
+      const auto q = random_queries(rng, 5, q_heads, D);
+      const auto a = run(q, flat.view(), slot, span, q_heads, {isa, 128});
+      const auto b = run(q, blocked.view(), slot, span, q_heads, {isa, 128});
+      for (size_t i = 0; i < a.size(); ++i)
+        ASSERT_EQ(a[i], b[i]) << isa_name(isa) << " block " << block << " element " << i;
+
+      // (row, KV head) pairs: the path that records attention mass.
+      AttendedRanges ranges;
+      ranges.assign(span);
+      AttentionWorkspace ws;
+      std::vector<int32_t> record(5, -1);
+      record[1] = 0;
+      std::vector<float> mass_out(size_t(kv_heads) * max_ctx), c(q.size());
+      const AttentionMass mass{record.data(), mass_out.data(), int64_t(kv_heads) * max_ctx, max_ctx};
+      span_attention(q.data(), blocked.view(), slot.data(), ranges, c.data(), 5, q_heads, {isa, 128}, ws, &mass);
+      for (size_t i = 0; i < a.size(); ++i)
+        ASSERT_EQ(a[i], c[i]) << isa_name(isa) << " block " << block << " pairs, element " << i;
+    }
 }
 
 // Rows cut into chunks whose states are merged equal one chunk per row; and a row's result
