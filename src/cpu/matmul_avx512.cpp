@@ -36,6 +36,9 @@ namespace sspan::cpu {
 namespace {
 
 constexpr int kMR = 6, kNR = 8, kPairs = kNR / 2;
+// One x row (batch-1 decode, memory-bound) walks 4 weight rows at a time: 8 concurrent
+// row streams read the weights about 10% slower (`sspan-bench matmul -t 1 --rows 1`).
+constexpr int kGemvNR = 4;
 
 // k..k+7 of weight rows a (low half) and b (high half) as 16 fp32.
 template <DType D>
@@ -73,8 +76,8 @@ inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
 }
 
 // y[i * ldy + j] for i < MR, j < nr (2 * NP - 1 <= nr <= 2 * NP) over the whole of K.
-// ahead: the kNR weight rows the next tile reads (nullptr: none), prefetched a cache line
-// per row every 64 bytes of k.
+// ahead: the weight rows the next tile reads (nullptr: none), prefetched a cache line per
+// row every 64 bytes of k.
 template <DType D, int MR, int NP>
 void tile(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride, int64_t K, float* y, int64_t ldy,
           int64_t nr, const std::byte* ahead) {
@@ -88,7 +91,7 @@ void tile(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride, int
     for (int p = 0; p < NP; ++p) acc[i][p] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K8; k += 8) {
     if (ahead && k % kLine == 0)
-      for (int j = 0; j < kNR; ++j) __builtin_prefetch(ahead + j * w_stride + k * int64_t(dtype_size(D)), 0, 3);
+      for (int j = 0; j < 2 * NP; ++j) __builtin_prefetch(ahead + j * w_stride + k * int64_t(dtype_size(D)), 0, 3);
     __m512 wv[NP];
     for (int p = 0; p < NP; ++p) wv[p] = load_pair<D>(row[2 * p], row[2 * p + 1], k);
     for (int i = 0; i < MR; ++i) {
@@ -130,27 +133,32 @@ void tile_row(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride,
 static_assert(kPairs == 4 && kMR == 6, "tile_row and block dispatch tiles of up to 6 x 8");
 
 template <DType D>
+void tile_rows(int64_t mr, const float* x, int64_t ldx, const std::byte* w, int64_t w_stride, int64_t K, float* y,
+               int64_t ldy, int64_t nr, const std::byte* ahead) {
+  switch (mr) {
+    case 6: return tile_row<D, 6>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
+    case 5: return tile_row<D, 5>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
+    case 4: return tile_row<D, 4>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
+    case 3: return tile_row<D, 3>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
+    case 2: return tile_row<D, 2>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
+    default: return tile_row<D, 1>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
+  }
+}
+
+template <DType D>
 void block(const MatmulBlock& b) {
   const auto* w = static_cast<const std::byte*>(b.w);
   const int64_t w_stride = b.ldw * int64_t(dtype_size(D));
   for (int64_t i = 0; i < b.m; i += kMR) {
-    const float* x = b.x + i * b.ldx;
-    float* y = b.y + i * b.ldy;
-    const int64_t mr = std::min<int64_t>(kMR, b.m - i);
-    for (int64_t o = 0; o < b.n; o += kNR) {
-      const int64_t nr = std::min<int64_t>(kNR, b.n - o);
+    const int64_t step = b.m == 1 ? kGemvNR : kNR;
+    for (int64_t o = 0; o < b.n; o += step) {
+      const int64_t nr = std::min<int64_t>(step, b.n - o);
       const std::byte* wo = w + o * w_stride;
       // The first x tile brings the block's weights in from memory: it prefetches the next
       // tile's rows while computing, so the stream never stalls.
-      const std::byte* ahead = i == 0 && o + 2 * kNR <= b.n ? wo + kNR * w_stride : nullptr;
-      switch (mr) {
-        case 6: tile_row<D, 6>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
-        case 5: tile_row<D, 5>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
-        case 4: tile_row<D, 4>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
-        case 3: tile_row<D, 3>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
-        case 2: tile_row<D, 2>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
-        default: tile_row<D, 1>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
-      }
+      const std::byte* ahead = i == 0 && o + 2 * step <= b.n ? wo + step * w_stride : nullptr;
+      tile_rows<D>(std::min<int64_t>(kMR, b.m - i), b.x + i * b.ldx, b.ldx, wo, w_stride, b.K, b.y + i * b.ldy + o,
+                   b.ldy, nr, ahead);
     }
   }
 }
