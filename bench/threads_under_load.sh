@@ -35,7 +35,8 @@ start_load() {
 # decode tokens/s of one run: THREADS (0 = the default)
 run() {
   "$bench" decode -m "$model" --pp 0 --batch "$batch" --prompt-tokens 32 --steps 32 --reps 1 -t "$1" --format csv |
-    awk -F, '$1 == "tg" { print $3 }'
+    awk -F, '$1 == "test" { for (i = 1; i <= NF; ++i) if ($i == "tokens_per_s") col = i }
+             $1 == "tg" { if (!col) { print "error: no tokens_per_s column" > "/dev/stderr"; exit 1 } print $col }'
 }
 
 declare -A results
