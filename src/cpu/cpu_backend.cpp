@@ -26,15 +26,14 @@ cpu::WeightView as_weight(const Tensor& t) {
 
 int64_t row_width(const Tensor& t) { return t.numel() / t.dim(0); }
 
-// Positions per block of the cache layout (KvLayerView): the span encoding's granularity,
-// so a listed 16-position cluster is one run of memory holding every KV head's keys (per
-// key, a span of scattered 16-position clusters then costs within ~10% of dense, against
-// ~1.4x with per-head runs: `sspan-bench attention --pattern dense,cluster16`).
-constexpr int kKvBlock = kCpuKvBlock;
-static_assert(cpu::attn::kTile % kKvBlock == 0, "an attention tile is whole cache blocks");
+// The cache keeps positions in blocks of kCpuKvBlock holding every KV head (KvLayerView),
+// so a listed 16-position cluster is one run of memory (per key, a span of scattered
+// 16-position clusters then costs within ~10% of dense, against ~1.4x with per-head runs:
+// `sspan-bench attention --pattern dense,cluster16`).
+static_assert(cpu::attn::kTile % kCpuKvBlock == 0, "an attention tile is whole cache blocks");
 
-// A zeroed, 2 MiB-aligned buffer that Linux may back with huge pages: a listed span block
-// of one KV head is about one 4 KiB page, so small pages would cost a TLB miss per block.
+// A zeroed, 2 MiB-aligned buffer that Linux may back with huge pages: a span's listed
+// blocks are scattered over a sequence's pages, so small pages would cost TLB misses.
 struct AlignedFree {
   void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t(kAlign)); }
   static constexpr size_t kAlign = size_t(2) << 20;
@@ -96,7 +95,7 @@ class CpuBackend final : public Backend {
 
   void alloc_kv_cache(const KvCacheShape& s) override {
     kv_ = s;
-    ctx_ = (s.max_ctx + kKvBlock - 1) / kKvBlock * kKvBlock;
+    ctx_ = (s.max_ctx + kCpuKvBlock - 1) / kCpuKvBlock * kCpuKvBlock;
     const size_t bytes = size_t(s.layers) * s.slots * s.kv_heads * size_t(ctx_) * s.head_dim * dtype_size(kv_dtype_);
     k_cache_.reset();
     v_cache_.reset();
@@ -248,11 +247,11 @@ class CpuBackend final : public Backend {
     }
   }
 
-  // One layer of the cache: [S][ctx_ / kKvBlock][Hkv][kKvBlock][D] of kv_dtype_.
+  // One layer of the cache: [S][ctx_ / kCpuKvBlock][Hkv][kCpuKvBlock][D] of kv_dtype_.
   cpu::KvLayerView layer_view(int layer) const {
     const size_t base = layer_bytes(layer);
     return {k_cache_.get() + base, v_cache_.get() + base, kv_.slots, kv_.kv_heads, ctx_, kv_.head_dim, kv_dtype_,
-            kKvBlock};
+            kCpuKvBlock};
   }
   size_t layer_bytes(int layer) const {  // where a layer starts in each cache buffer
     return size_t(layer) * kv_.slots * kv_.kv_heads * size_t(ctx_) * kv_.head_dim * dtype_size(kv_dtype_);

@@ -10,6 +10,8 @@
 // both halves and runs kMR * kNR / 2 multiply-adds: 6 x 8 holds 24 accumulators, 4 weight
 // pairs and an x vector in the 32 zmm registers, 24 FMAs per 10 loads. Blocks walk their
 // x tiles in the outer loop and prefetch the next weight tile as matmul_avx2.cpp does.
+// hsum4 and load1 repeat matmul_avx2.cpp's on purpose: an inline function shared by files
+// built for different instruction sets could be linked in its AVX-512 form for both.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
 // GCC 12 warns inside its own avx512fintrin.h about _mm*_undefined_*() (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
