@@ -11,9 +11,13 @@
 
 namespace sspan::cpu::attn {
 
-// Positions per tile. The online softmax rescales the running output once per tile, and
-// the next tile's K/V rows are prefetched while this one is computed.
-inline constexpr int kTile = 32;
+// Positions per tile. The online softmax rescales the running output once per tile. A
+// tile is one block of the CPU cache (kCpuKvBlock, checked in cpu_backend.cpp), so a tile
+// of a dense row, or of a listed 16-position cluster, reads every KV head's rows in one
+// ascending run of memory: with tiles of 32 over blocks of 16, each head read two places
+// per tile and dense attention ran ~1.4x slower per key; blocks of 32 made a span of
+// 16-position clusters ~1.4x slower (`sspan-bench attention --pattern dense,cluster16`).
+inline constexpr int kTile = 16;
 // Query heads of a GQA group computed together on one pass over a tile (more are done
 // in further passes over the same, L1-resident, tile).
 inline constexpr int kHeadBlock = 4;
