@@ -127,9 +127,9 @@ class ReadOnlyWalk {
       const size_t layer_base = size_t(layer) * layer_words_;
       uint64_t a = 0;
       for (const PosRange& range : ranges[size_t(r)])
-        for (int p0 = range.begin; p0 < range.end; p0 += cpu::attn::kTile)
+        for (int p0 = range.begin; p0 < range.end; p0 += cpu::attn::kTileCut)
           for (int h = 0; h < view_.kv_heads; ++h)
-            for (int p = p0, end = std::min(range.end, p0 + cpu::attn::kTile); p < end;) {
+            for (int p = p0, end = std::min(range.end, p0 + cpu::attn::kTileCut); p < end;) {
               const int run_end = std::min(end, (p / kCpuKvBlock + 1) * kCpuKvBlock);  // rows adjacent in memory
               const size_t first = layer_base + size_t(view_.row(int(r), h, p)) * row_words_;
               for (size_t i = first; i < first + size_t(run_end - p) * row_words_; ++i) a ^= k_[i] ^ v_[i];

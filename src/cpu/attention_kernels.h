@@ -11,13 +11,17 @@
 
 namespace sspan::cpu::attn {
 
-// Positions per tile. The online softmax rescales the running output once per tile. A
-// tile is one block of the CPU cache (kCpuKvBlock, checked in cpu_backend.cpp), so a tile
-// of a dense row, or of a listed 16-position cluster, reads every KV head's rows in one
-// ascending run of memory: with tiles of 32 over blocks of 16, each head read two places
-// per tile and dense attention ran ~1.4x slower per key; blocks of 32 made a span of
-// 16-position clusters ~1.4x slower (`sspan-bench attention --pattern dense,cluster16`).
-inline constexpr int kTile = 16;
+// Positions per tile: at most kTile, and a tile that holds kTileCut or more ends at the
+// next multiple of kTileCut, which is a block of the CPU cache (kCpuKvBlock, checked in
+// cpu_backend.cpp). So a tile of a dense row, or of a listed 16-position cluster, is one
+// block, whose KV heads' rows lie in one ascending run of memory, while a span of short
+// scattered runs still fills tiles of up to 32 positions. The online softmax rescales the
+// running output once per tile. Measured (`sspan-bench attention`, `sspan-bench e2e`):
+// tiles of 32 over blocks of 16 read each head in two places per tile and ran dense ~1.4x
+// slower per key; tiles of 16 cost short-run spans their tile overhead twice over; blocks
+// of 32 made a span of 16-position clusters ~1.4x slower.
+inline constexpr int kTile = 32;
+inline constexpr int kTileCut = 16;
 // Query heads of a GQA group computed together on one pass over a tile (more are done
 // in further passes over the same, L1-resident, tile).
 inline constexpr int kHeadBlock = 4;

@@ -30,7 +30,7 @@ int64_t row_width(const Tensor& t) { return t.numel() / t.dim(0); }
 // so a listed 16-position cluster is one run of memory (per key, a span of scattered
 // 16-position clusters then costs within ~10% of dense, against ~1.4x with per-head runs:
 // `sspan-bench attention --pattern dense,cluster16`).
-static_assert(cpu::attn::kTile == kCpuKvBlock, "an attention tile is one cache block");
+static_assert(cpu::attn::kTileCut == kCpuKvBlock, "attention tiles are cut at cache blocks");
 
 // A zeroed, 2 MiB-aligned buffer that Linux may back with huge pages: a span's listed
 // blocks are scattered over a sequence's pages, so small pages would cost TLB misses.
