@@ -12,6 +12,11 @@ std::string build_description();
 // Measured host memory read bandwidth in GB/s with `threads` threads (0: all).
 double host_read_bandwidth_gbs(int threads);
 
+// Measured fp32 multiply-add peak of the CPU in GFLOP/s with `threads` threads (0: all), in
+// the vector width of `isa` ("avx512", "avx2" or "scalar", as cpu::MatmulKernels::isa):
+// the roof of a FLOP-bound matmul (fma_peak.cpp).
+double host_fma_peak_gflops(const std::string& isa, int threads);
+
 void add_decode_bench(CLI::App& app);     // bench_decode.cpp: end-to-end decode tokens/s
 void add_matmul_bench(CLI::App& app);     // bench_matmul.cpp: the CPU matmul alone
 void add_attention_bench(CLI::App& app);  // bench_attention.cpp: the CPU attention op against bandwidth

@@ -1,6 +1,7 @@
 // sspan-bench matmul: the CPU matmul alone on a model's weight shapes, at several row
 // counts (1 = batch-1 decode, 8/16 = batched decode, 512 = a prefill step): GFLOP/s and
-// GB/s of weights read, median over --reps, for the kernel set the matmul uses. Also per
+// GB/s of weights read, median over --reps, for the kernel set the matmul uses, and the
+// GFLOP/s as a share of the CPU's multiply-add peak measured in the same run. Also per
 // second of CPU time the process used (all its threads), which a busy machine disturbs
 // far less than wall time: with -t 1 it is the kernel's speed on one core.
 //
@@ -79,12 +80,15 @@ void run(const MatmulArgs& a) {
   for (int64_t at = w_bytes; at < int64_t(w.size()); at += w_bytes)
     std::copy_n(w.data(), std::min<int64_t>(w_bytes, int64_t(w.size()) - at), w.data() + at);
 
-  fmt::print("{}\nmatmul kernels: {} | weights {}, read from {} | median of {} reps\n\n", build_description(),
-             cpu::matmul_kernels().isa, dtype_name(dt),
-             from_memory ? "memory (copies over 256 MiB, cycled)" : "cache (one copy)",
-             a.reps);
-  fmt::print("| shape (out x in) | rows | GFLOP/s | best GFLOP/s | GB/s of weights | µs/call | GFLOP per CPU-second |\n"
-             "|---|---:|---:|---:|---:|---:|---:|\n");
+  const char* isa = cpu::matmul_kernels().isa;
+  const double peak = host_fma_peak_gflops(isa, 0);
+  fmt::print("{}\nmatmul kernels: {} | weights {}, read from {} | median of {} reps | fp32 FMA peak {:.1f} GFLOP/s "
+             "({} registers, measured)\n\n",
+             build_description(), isa, dtype_name(dt),
+             from_memory ? "memory (copies over 256 MiB, cycled)" : "cache (one copy)", a.reps, peak, isa);
+  fmt::print("| shape (out x in) | rows | GFLOP/s | % of FMA peak | best GFLOP/s | GB/s of weights | µs/call | "
+             "GFLOP per CPU-second |\n"
+             "|---|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Shape& s : shapes)
     for (int n : a.rows) {
       const int64_t shape_bytes = s.out * s.in * int64_t(dtype_size(dt));
@@ -115,8 +119,9 @@ void run(const MatmulArgs& a) {
       const double t = us[us.size() / 2], cpu_t = cpu_us[cpu_us.size() / 2];
       const double flops = 2.0 * double(n) * double(s.out) * double(s.in);
       const double bytes = double(s.out) * double(s.in) * double(dtype_size(dt));
-      fmt::print("| {} ({} x {}) | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} |\n", s.name, s.out, s.in, n,
-                 flops / t / 1e3, flops / us.front() / 1e3, bytes / t / 1e3, t, flops / cpu_t / 1e3);
+      fmt::print("| {} ({} x {}) | {} | {:.1f} | {:.0f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} |\n", s.name, s.out, s.in,
+                 n, flops / t / 1e3, 100 * flops / t / 1e3 / peak, flops / us.front() / 1e3, bytes / t / 1e3, t,
+                 flops / cpu_t / 1e3);
     }
 }
 

@@ -184,13 +184,14 @@ TEST(BenchCli, AttentionReportsTheReadOnlyPriceOfEachPattern) {
 
 // sspan-bench matmul: by default the weights come from memory, as in a forward pass over a
 // model larger than the cache; --weights cache reuses one copy. Every shape and row count
-// gets a row with a measured figure.
+// gets a row with a measured figure, also as a share of the FMA peak measured beside it.
 TEST(BenchCli, MatmulReadsItsWeightsFromMemoryUnlessToldCache) {
   const std::string shape = "matmul --hidden 64 --intermediate 128 --vocab 256 --rows 1,4 --reps 1 -t 1";
   for (const std::string where : {"memory", "cache"}) {
     const CliRun r = bench(shape + (where == "cache" ? " --weights cache" : ""));
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_THAT(r.out, HasSubstr("read from " + where)) << r.out;
+    EXPECT_THAT(r.out, HasSubstr("fp32 FMA peak")) << r.out;
     int rows = 0;
     std::istringstream lines(r.out);
     for (std::string line; std::getline(lines, line);) {
@@ -198,8 +199,9 @@ TEST(BenchCli, MatmulReadsItsWeightsFromMemoryUnlessToldCache) {
       std::vector<std::string> cells;
       std::istringstream cols(line.substr(1));
       for (std::string cell; std::getline(cols, cell, '|');) cells.push_back(cell);
-      ASSERT_GE(cells.size(), 7u) << line;
+      ASSERT_GE(cells.size(), 8u) << line;
       EXPECT_GT(std::stod(cells[2]), 0.0) << line << ": GFLOP/s";
+      EXPECT_GT(std::stod(cells[3]), 0.0) << line << ": % of FMA peak";
       ++rows;
     }
     EXPECT_EQ(rows, 8) << r.out;  // 4 shapes x 2 row counts
