@@ -5,6 +5,7 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <new>
 #include <vector>
@@ -116,6 +117,7 @@ class CpuBackend final : public Backend {
   void set_step(const StepBatch& step) override {
     validate_step(step, {kv_.slots, kv_.max_ctx, 0, kv_.layers, kv_.kv_heads});
     step_ = step;
+    rope_table_rows_ = -1;  // new positions: rope() recomputes its table
     logit_origins_.assign(step);
     if (step.span) {
       attended_.assign(*step.span);
@@ -136,10 +138,24 @@ class CpuBackend final : public Backend {
   void matmul(const Tensor& x, const Tensor& w, Tensor& y, int n) override {
     cpu::matmul(x.ptr<float>(), as_weight(w), y.ptr<float>(), n);
   }
+  void matmuls(const Tensor& x, std::initializer_list<Projection> outputs, int n) override {
+    SSPAN_CHECK(outputs.size() <= size_t(cpu::kMaxMatmulOutputs), "matmuls: {} outputs, at most {}", outputs.size(),
+                cpu::kMaxMatmulOutputs);
+    std::array<cpu::MatmulOutput, cpu::kMaxMatmulOutputs> outs;
+    size_t i = 0;
+    for (const Projection& p : outputs) outs[i++] = {as_weight(p.w), p.y.ptr<float>()};
+    cpu::matmul(x.ptr<float>(), std::span(outs.data(), i), n);
+  }
   void rope(Tensor& q, Tensor& k, const Tensor& inv_freq, int n) override {
     const int D = kv_.head_dim;
-    cpu::rope(q.ptr<float>(), step_.pos.data(), inv_freq.ptr<float>(), n, int(row_width(q) / D), D);
-    cpu::rope(k.ptr<float>(), step_.pos.data(), inv_freq.ptr<float>(), n, int(row_width(k) / D), D);
+    // The angles depend only on the rows' positions: one table per step serves every layer.
+    if (rope_table_rows_ != n || rope_table_freq_ != inv_freq.data) {
+      rope_table_.resize(size_t(n) * size_t(D));
+      cpu::rope_table(step_.pos.data(), inv_freq.ptr<float>(), n, D, rope_table_.data());
+      rope_table_rows_ = n, rope_table_freq_ = inv_freq.data;
+    }
+    cpu::rope(q.ptr<float>(), rope_table_.data(), n, int(row_width(q) / D), D);
+    cpu::rope(k.ptr<float>(), rope_table_.data(), n, int(row_width(k) / D), D);
   }
   void kv_append(int layer, const Tensor& k, const Tensor& v, int n) override {
     const int D = kv_.head_dim, Hkv = kv_.kv_heads;
@@ -264,6 +280,9 @@ class CpuBackend final : public Backend {
   CacheBuffer k_cache_, v_cache_;  // [L] of layer_view(l)
   size_t cache_bytes_ = 0;
   StepBatch step_;
+  std::vector<float> rope_table_;        // [n][2][D/2] cos, sin of this step's rows (cpu::rope_table)
+  int rope_table_rows_ = -1;             // rows it holds; -1: not yet computed this step
+  const void* rope_table_freq_ = nullptr;  // the inverse frequencies it was computed from
   cpu::AttendedRanges attended_;  // this step's attended positions, read by every layer
   bool per_head_ = false;          // the step has PerHead rows: attention reads head_attended_
   std::vector<cpu::AttendedRanges> head_attended_;  // [L] of [n * Hkv] rows

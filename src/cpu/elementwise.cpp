@@ -22,19 +22,32 @@ void rms_norm(const float* x, const float* w, float eps, float* out, int n, int 
   });
 }
 
-void rope(float* x, const int32_t* pos, const float* inv_freq, int n, int heads, int D) {
+void rope_table(const int32_t* pos, const float* inv_freq, int n, int D, float* cos_sin) {
   const int half = D / 2;
   // The sines and cosines dominate: a row is worth about `half` of them.
   parallel_chunks(n, std::max<int64_t>(1, (kMinChunk / 32) / half), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
+      float* c = cos_sin + i * D;
       for (int j = 0; j < half; ++j) {
         const float angle = float(pos[i]) * inv_freq[j];  // fp32 product, as HF computes it
-        const float c = std::cos(angle), s = std::sin(angle);
-        for (int h = 0; h < heads; ++h) {
-          float* v = x + (i * heads + h) * D;
+        c[j] = std::cos(angle), c[half + j] = std::sin(angle);
+      }
+    }
+  });
+}
+
+void rope(float* x, const float* cos_sin, int n, int heads, int D) {
+  const int half = D / 2;
+  parallel_chunks(n, std::max<int64_t>(1, kMinChunk / (heads * D)), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* c = cos_sin + i * D;
+      const float* s = c + half;
+      for (int h = 0; h < heads; ++h) {
+        float* v = x + (i * heads + h) * D;
+        for (int j = 0; j < half; ++j) {
           const float a = v[j], b = v[j + half];
-          v[j] = a * c - b * s;         // x * cos + rotate_half(x) * sin, first half
-          v[j + half] = b * c + a * s;  // second half
+          v[j] = a * c[j] - b * s[j];         // x * cos + rotate_half(x) * sin, first half
+          v[j + half] = b * c[j] + a * s[j];  // second half
         }
       }
     }

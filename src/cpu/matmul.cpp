@@ -3,11 +3,14 @@
 //
 // A task is a block of up to kRowBlock x-rows by a block of weight rows sized to stay in
 // L2 (kWeightBlockBytes): the weights come from memory once per task and are reused from
-// L2 by every x tile. Batch-1 decode is the same code with one x row: memory-bound, each
+// L2 by every x tile. Projections of one input (q, k, v) share one job: their tasks are
+// numbered one weight after another. Batch-1 decode is the same code with one x row: memory-bound, each
 // weight read once, every thread streaming its own blocks.
 #include <algorithm>
+#include <array>
 #include <cstddef>
 
+#include "common/check.h"
 #include "cpu/cpu_isa.h"
 #include "cpu/dot.h"
 #include "cpu/matmul_kernels.h"
@@ -40,33 +43,64 @@ const MatmulKernels& matmul_kernels() {
 }
 
 void matmul(const float* x, const WeightView& w, float* y, int n) {
-  if (n <= 0 || w.rows <= 0) return;
+  const MatmulOutput one{w, y};
+  matmul(x, std::span(&one, 1), n);
+}
+
+void matmul(const float* x, std::span<const MatmulOutput> outputs, int n) {
+  if (n <= 0 || outputs.empty()) return;
+  SSPAN_CHECK(outputs.size() <= size_t(kMaxMatmulOutputs), "matmul: {} outputs, at most {}", outputs.size(),
+              kMaxMatmulOutputs);
+  const int64_t K = outputs[0].w.cols;
+  int64_t O_total = 0;
+  for (const MatmulOutput& o : outputs) {
+    SSPAN_CHECK(o.w.cols == K, "matmul: the outputs' weights read {} and {} inputs", K, o.w.cols);
+    O_total += o.w.rows;
+  }
+  if (O_total <= 0) return;
   const MatmulKernels& ks = matmul_kernels();
-  const MatmulBlockFn kernel = ks.for_dtype(w.dtype);
-  const int64_t O = w.rows, K = w.cols;
-  const int64_t row_bytes = std::max<int64_t>(1, K * int64_t(dtype_size(w.dtype)));
 
   // x rows per task: whole register tiles. Weight rows per task: fill the L2 share, but
-  // leave every thread a few tasks.
+  // leave every thread a few tasks over all the outputs together.
   const int64_t row_block = std::max<int64_t>(ks.mr, kRowBlock / ks.mr * ks.mr);
   const int64_t x_blocks = (n + row_block - 1) / row_block;
   const int64_t min_w_blocks = (kTasksPerThread * num_threads() + x_blocks - 1) / x_blocks;
-  int64_t w_rows = std::min(kWeightBlockBytes / row_bytes, (O + min_w_blocks - 1) / min_w_blocks);
-  w_rows = std::max<int64_t>(ks.nr, w_rows / ks.nr * ks.nr);
-  const int64_t w_blocks = (O + w_rows - 1) / w_rows;
+  struct Plan {
+    MatmulBlockFn kernel;
+    int64_t row_bytes, w_rows, w_blocks, first_task;
+  };
+  std::array<Plan, kMaxMatmulOutputs> plans{};
+  int64_t tasks = 0;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const WeightView& w = outputs[i].w;
+    Plan& p = plans[i];
+    p.kernel = ks.for_dtype(w.dtype);
+    p.row_bytes = std::max<int64_t>(1, K * int64_t(dtype_size(w.dtype)));
+    const int64_t share = (w.rows * min_w_blocks + O_total - 1) / O_total;  // this weight's part of the blocks
+    p.w_rows = std::min(kWeightBlockBytes / p.row_bytes, (w.rows + share - 1) / std::max<int64_t>(share, 1));
+    p.w_rows = std::max<int64_t>(ks.nr, p.w_rows / ks.nr * ks.nr);
+    p.w_blocks = w.rows > 0 ? (w.rows + p.w_rows - 1) / p.w_rows : 0;
+    p.first_task = tasks;
+    tasks += x_blocks * p.w_blocks;
+  }
 
   parallel_for(
-      x_blocks * w_blocks,
+      tasks,
       [&](int64_t task, int) {
-        const int64_t i0 = task / w_blocks * row_block, o0 = task % w_blocks * w_rows;
+        size_t i = 0;
+        while (i + 1 < outputs.size() && task >= plans[i + 1].first_task) ++i;
+        const Plan& p = plans[i];
+        const WeightView& w = outputs[i].w;
+        const int64_t t = task - p.first_task, O = w.rows;
+        const int64_t i0 = t / p.w_blocks * row_block, o0 = t % p.w_blocks * p.w_rows;
         MatmulBlock b;
         b.x = x + i0 * K, b.ldx = K;
-        b.w = static_cast<const std::byte*>(w.data) + o0 * row_bytes, b.ldw = K;
-        b.y = y + i0 * O + o0, b.ldy = O;
-        b.m = std::min<int64_t>(row_block, n - i0), b.n = std::min(w_rows, O - o0), b.K = K;
-        kernel(b);
+        b.w = static_cast<const std::byte*>(w.data) + o0 * p.row_bytes, b.ldw = K;
+        b.y = outputs[i].y + i0 * O + o0, b.ldy = O;
+        b.m = std::min<int64_t>(row_block, n - i0), b.n = std::min(p.w_rows, O - o0), b.K = K;
+        p.kernel(b);
       },
-      O * K * n >= kParallelWork ? 0 : 1);
+      O_total * K * n >= kParallelWork ? 0 : 1);
 }
 
 void embedding(const WeightView& table, const int32_t* ids, float* out, int n) {

@@ -9,6 +9,7 @@
 // D = head_dim, V = vocab, L = layers, S = batch slots, C = max context.
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -127,6 +128,16 @@ class Backend {
   virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out, int n) = 0;
   // y[n, O] = x[n, K] . W[O, K]^T   (fp32 accumulation)
   virtual void matmul(const Tensor& x, const Tensor& w, Tensor& y, int n) = 0;
+  // The projections that read one input (q, k and v; gate and up): y_i[n, O_i] = x . w_i^T
+  // for each. A backend may run them as one job (the CPU does, so its threads meet once);
+  // by default each is a matmul. Every y_i equals its matmul alone.
+  struct Projection {
+    const Tensor& w;
+    Tensor& y;
+  };
+  virtual void matmuls(const Tensor& x, std::initializer_list<Projection> outputs, int n) {
+    for (const Projection& p : outputs) matmul(x, p.w, p.y, n);
+  }
   // In place on q[n, Hq, D] and k[n, Hkv, D]: HF rotate_half, pair (i, i + D/2),
   // angle = pos * inv_freq[i].
   virtual void rope(Tensor& q, Tensor& k, const Tensor& inv_freq, int n) = 0;

@@ -148,9 +148,7 @@ void LlamaModel::forward_body(int n, int m) {
     const LlamaLayer& L = w_.layers[size_t(l)];
     // Attention block.
     be.rms_norm(a_.x, L.attn_norm, eps, a_.xn, n);
-    be.matmul(a_.xn, L.wq, a_.q, n);
-    be.matmul(a_.xn, L.wk, a_.k, n);
-    be.matmul(a_.xn, L.wv, a_.v, n);
+    be.matmuls(a_.xn, {{L.wq, a_.q}, {L.wk, a_.k}, {L.wv, a_.v}}, n);
     be.rope(a_.q, a_.k, w_.inv_freq, n);
     be.kv_append(l, a_.k, a_.v, n);
     be.attention(l, a_.q, a_.att, n);
@@ -158,8 +156,7 @@ void LlamaModel::forward_body(int n, int m) {
     be.add(a_.x, a_.proj, n);
     // Feed-forward block.
     be.rms_norm(a_.x, L.ffn_norm, eps, a_.xn, n);
-    be.matmul(a_.xn, L.w_gate, a_.gate, n);
-    be.matmul(a_.xn, L.w_up, a_.up, n);
+    be.matmuls(a_.xn, {{L.w_gate, a_.gate}, {L.w_up, a_.up}}, n);
     be.swiglu(a_.gate, a_.up, a_.ffn, n);
     be.matmul(a_.ffn, L.w_down, a_.proj, n);
     be.add(a_.x, a_.proj, n);

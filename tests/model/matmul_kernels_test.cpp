@@ -116,6 +116,44 @@ TEST_P(MatmulKernelsTest, ThreadedMatmulEqualsReferenceForAnyRowsAndThreads) {
   set_num_threads(0);
 }
 
+// Projections of one input run as one job (q, k, v of unequal widths; an empty one; two
+// dtypes in a group) give each output the bits of its matmul alone, at 1 and 3 threads and
+// for row counts within and beyond one row block.
+TEST_P(MatmulKernelsTest, OneJobOverSeveralWeightsEqualsEachMatmulAlone) {
+  const DType dt = GetParam();
+  std::mt19937 rng(14);
+  const int64_t K = 203;
+  const std::vector<int64_t> widths = {257, 64, 0, 65};
+  std::vector<Weights> ws;
+  for (size_t i = 0; i < widths.size(); ++i)
+    ws.push_back(random_weights(rng, i == 3 ? DType::F32 : dt, size_t(widths[i] * K)));
+  for (int threads : {1, 3}) {
+    set_num_threads(threads);
+    for (int n : {1, 16, 70}) {
+      const std::vector<float> x = random_x(rng, size_t(n * K));
+      std::vector<std::vector<float>> got(widths.size()), want(widths.size());
+      std::vector<MatmulOutput> outs;
+      for (size_t i = 0; i < widths.size(); ++i) {
+        got[i].assign(size_t(n * widths[i]), -1.f), want[i] = got[i];
+        const WeightView view{ws[i].data(), ws[i].dtype, widths[i], K};
+        matmul(x.data(), view, want[i].data(), n);
+        outs.push_back({view, got[i].data()});
+      }
+      matmul(x.data(), std::span<const MatmulOutput>(outs), n);
+      for (size_t i = 0; i < widths.size(); ++i)
+        for (size_t e = 0; e < got[i].size(); ++e)
+          ASSERT_TRUE(same_bits(got[i][e], want[i][e]))
+              << threads << " threads, " << n << " rows, output " << i << " element " << e;
+    }
+  }
+  set_num_threads(0);
+  // Weights that read different inputs cannot share one.
+  const Weights w = random_weights(rng, dt, size_t(8 * K));
+  std::vector<float> x(size_t(K + 1)), y(16);
+  const std::vector<MatmulOutput> mixed = {{{w.data(), dt, 8, K}, y.data()}, {{w.data(), dt, 8, K - 1}, y.data() + 8}};
+  EXPECT_THROW(matmul(x.data(), std::span<const MatmulOutput>(mixed), 1), std::exception);
+}
+
 INSTANTIATE_TEST_SUITE_P(AllWeightTypes, MatmulKernelsTest, ::testing::Values(DType::F32, DType::F16, DType::BF16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 

@@ -52,7 +52,9 @@ TEST(CpuOps, RopeIsRotateHalf) {
   for (int i = 0; i < D / 2; ++i) inv[i] = float(1.0 / std::pow(10000.0, 2.0 * i / D));
   std::vector<int32_t> pos = {0, 1, 17, 300};
   auto y = x;
-  rope(y.data(), pos.data(), inv.data(), n, heads, D);
+  std::vector<float> table(n * D);
+  rope_table(pos.data(), inv.data(), n, D, table.data());
+  rope(y.data(), table.data(), n, heads, D);
   std::vector<double> want(x.size());
   for (int r = 0; r < n; ++r)
     for (int h = 0; h < heads; ++h)
