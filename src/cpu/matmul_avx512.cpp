@@ -38,9 +38,12 @@ namespace sspan::cpu {
 namespace {
 
 constexpr int kMR = 6, kNR = 8, kPairs = kNR / 2;
-// One x row (batch-1 decode, memory-bound) walks 4 weight rows at a time: 8 concurrent
-// row streams read the weights about 10% slower (`sspan-bench matmul -t 1 --rows 1`).
-constexpr int kGemvNR = 4;
+// One x row (batch-1 decode, memory-bound) walks one weight row at a time, so a block's
+// weights are read as one sequential stream: on a Zen 4 part, 2 or 4 rows side by side
+// (2-4 streams 1.5 KB apart) read the 110M shapes 20-30% slower, and batch-1 decode ran
+// 74-80 tokens/s against 87-92 with one (`sspan-bench decode --batch 1 --pp 0`, alternating
+// runs). The row's pair partner is itself, so the extra loads hit L1.
+constexpr int kGemvNR = 1;
 
 // k..k+7 of weight rows a (low half) and b (high half) as 16 fp32.
 template <DType D>
