@@ -82,9 +82,11 @@ void run(const MatmulArgs& a) {
 
   const char* isa = cpu::matmul_kernels().isa;
   const double peak = host_fma_peak_gflops(isa, 0);
-  fmt::print("{}\nmatmul kernels: {} | weights {}, read from {} | median of {} reps | fp32 FMA peak {:.1f} GFLOP/s "
-             "({} registers, measured)\n\n",
+  const int packed = cpu::matmul_kernels().pack_rows;
+  fmt::print("{}\nmatmul kernels: {} | weights {}, {}, read from {} | median of {} reps | fp32 FMA peak {:.1f} "
+             "GFLOP/s ({} registers, measured)\n\n",
              build_description(), isa, dtype_name(dt),
+             packed ? fmt::format("packed in groups of {} rows", packed) : std::string("row-major"),
              from_memory ? "memory (copies over 256 MiB, cycled)" : "cache (one copy)", a.reps, peak, isa);
   fmt::print("| shape (out x in) | rows | GFLOP/s | % of FMA peak | best GFLOP/s | GB/s of weights | µs/call | "
              "GFLOP per CPU-second |\n"
@@ -93,9 +95,14 @@ void run(const MatmulArgs& a) {
     for (int n : a.rows) {
       const int64_t shape_bytes = s.out * s.in * int64_t(dtype_size(dt));
       const int64_t copies = int64_t(w.size()) / shape_bytes;
+      // Each copy in the layout the CPU backend loads weights in (packed where the kernels
+      // read packed weights).
+      std::vector<cpu::MatmulWeight> loaded;
+      for (int64_t c = 0; c < copies; ++c)
+        loaded.push_back(cpu::pack_for_matmul({w.data() + c * shape_bytes, dt, s.out, s.in}));
       int64_t next = 0;
       auto call = [&] {
-        const cpu::WeightView view{w.data() + next * shape_bytes, dt, s.out, s.in};
+        const cpu::WeightView& view = loaded[size_t(next)].view;
         next = (next + 1) % copies;
         cpu::matmul(x.data(), view, y.data(), n);
       };

@@ -1,5 +1,7 @@
-// The CPU backend: fp32 activations, a KV cache in fp32, fp16 or bf16, weights used in
-// place from the checkpoint mapping (fp32/fp16/bf16), ops from src/cpu/ops.h.
+// The CPU backend: fp32 activations, a KV cache in fp32, fp16 or bf16, weights in their
+// checkpoint dtype (fp32/fp16/bf16), ops from src/cpu/ops.h. Matrices are packed at load
+// into the layout the matmul kernels read fastest (cpu::pack_for_matmul), or used in place
+// from the checkpoint mapping where the kernels read row-major weights.
 #ifdef __linux__
 #include <sys/mman.h>
 #endif
@@ -22,7 +24,7 @@ namespace {
 
 cpu::WeightView as_weight(const Tensor& t) {
   SSPAN_CHECK(t.rank == 2, "weight must be 2-D, got {}", t.shape_str());
-  return {t.data, t.dtype, t.dim(0), t.dim(1)};
+  return {t.data, t.dtype, t.dim(0), t.dim(1), t.row_group};
 }
 
 int64_t row_width(const Tensor& t) { return t.numel() / t.dim(0); }
@@ -65,13 +67,18 @@ class CpuBackend final : public Backend {
   DType kv_dtype() const override { return kv_dtype_; }
 
   Tensor load_weight(const TensorInfo& src) override {
-    // Used in place: the caller keeps the checkpoint mapping alive.
+    // In place (the caller keeps the checkpoint mapping alive), or a packed copy of a matrix.
     Tensor t;
     t.data = const_cast<std::byte*>(src.data);
     t.dtype = src.dtype;
     t.rank = int(src.shape.size());
     SSPAN_CHECK(t.rank >= 1 && t.rank <= 5, "tensor '{}': unsupported rank {}", src.name, t.rank);
     for (int i = 0; i < t.rank; ++i) t.shape[size_t(i)] = src.shape[size_t(i)];
+    if (t.rank == 2) {  // a matmul weight or the embedding table (cpu::embedding reads both layouts)
+      cpu::MatmulWeight w = cpu::pack_for_matmul(as_weight(t));
+      t.data = const_cast<void*>(w.view.data), t.row_group = w.view.group;
+      if (w.storage) t.storage = std::move(w.storage);
+    }
     return t;
   }
 

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstring>
+#include <string>
 
 #include "common/check.h"
 #include "cpu/cpu_isa.h"
@@ -59,6 +61,10 @@ void matmul(const float* x, std::span<const MatmulOutput> outputs, int n) {
   }
   if (O_total <= 0) return;
   const MatmulKernels& ks = matmul_kernels();
+  for (const MatmulOutput& o : outputs)
+    SSPAN_CHECK(o.w.group == 0 || o.w.group == ks.pack_rows,
+                "matmul: weights packed in groups of {} rows, but the {} kernels read {}", o.w.group, ks.isa,
+                ks.pack_rows ? fmt::format("groups of {}", ks.pack_rows) : std::string("row-major weights"));
 
   // x rows per task: whole register tiles. Weight rows per task: fill the L2 share, but
   // leave every thread a few tasks over all the outputs together.
@@ -74,11 +80,11 @@ void matmul(const float* x, std::span<const MatmulOutput> outputs, int n) {
   for (size_t i = 0; i < outputs.size(); ++i) {
     const WeightView& w = outputs[i].w;
     Plan& p = plans[i];
-    p.kernel = ks.for_dtype(w.dtype);
+    p.kernel = ks.for_dtype(w.dtype, w.group > 0);
     p.row_bytes = std::max<int64_t>(1, K * int64_t(dtype_size(w.dtype)));
     const int64_t share = (w.rows * min_w_blocks + O_total - 1) / O_total;  // this weight's part of the blocks
     p.w_rows = std::min(kWeightBlockBytes / p.row_bytes, (w.rows + share - 1) / std::max<int64_t>(share, 1));
-    p.w_rows = std::max<int64_t>(ks.nr, p.w_rows / ks.nr * ks.nr);
+    p.w_rows = std::max<int64_t>(ks.nr, p.w_rows / ks.nr * ks.nr);  // whole packed groups too (nr % G == 0)
     p.w_blocks = w.rows > 0 ? (w.rows + p.w_rows - 1) / p.w_rows : 0;
     p.first_task = tasks;
     tasks += x_blocks * p.w_blocks;
@@ -103,12 +109,58 @@ void matmul(const float* x, std::span<const MatmulOutput> outputs, int n) {
       O_total * K * n >= kParallelWork ? 0 : 1);
 }
 
+size_t packed_bytes(const WeightView& w, int group) {
+  const int64_t groups = (w.rows + group - 1) / group;
+  return size_t(groups * group * w.cols) * dtype_size(w.dtype);
+}
+
+void pack_weight(const WeightView& w, int group, std::byte* dst) {
+  SSPAN_CHECK(w.group == 0 && group > 0, "pack_weight: the weight is packed already");
+  const int64_t K = w.cols, K8 = K - K % 8, G = group, groups = (w.rows + G - 1) / G;
+  const size_t esz = dtype_size(w.dtype);
+  const auto* src = static_cast<const std::byte*>(w.data);
+  parallel_for(groups, [&](int64_t g, int) {
+    std::byte* out = dst + size_t(g * G * K) * esz;
+    for (int64_t j = 0; j < G; ++j) {
+      const int64_t r = g * G + j;
+      const std::byte* row = src + size_t(r * K) * esz;
+      for (int64_t c = 0; c < K8 / 8; ++c) {
+        std::byte* at = out + size_t((c * G + j) * 8) * esz;
+        if (r < w.rows) std::memcpy(at, row + size_t(c * 8) * esz, 8 * esz);
+        else std::memset(at, 0, 8 * esz);  // padding rows: zeros, never stored
+      }
+      std::byte* tail = out + size_t(K8 * G + j * (K - K8)) * esz;
+      if (r < w.rows) std::memcpy(tail, row + size_t(K8) * esz, size_t(K - K8) * esz);
+      else std::memset(tail, 0, size_t(K - K8) * esz);
+    }
+  });
+}
+
+MatmulWeight pack_for_matmul(const WeightView& w) {
+  const int G = matmul_kernels().pack_rows;
+  if (G == 0 || w.group != 0) return {nullptr, w};
+  MatmulWeight packed{std::shared_ptr<std::byte[]>(new std::byte[packed_bytes(w, G)]), w};
+  pack_weight(w, G, packed.storage.get());
+  packed.view.data = packed.storage.get();
+  packed.view.group = G;
+  return packed;
+}
+
 void embedding(const WeightView& table, const int32_t* ids, float* out, int n) {
-  const int64_t H = table.cols;
+  const int64_t H = table.cols, H8 = H - H % 8, G = table.group;
   const size_t esz = dtype_size(table.dtype);
+  const auto* base = static_cast<const std::byte*>(table.data);
   for (int i = 0; i < n; ++i) {
-    const auto* row = static_cast<const std::byte*>(table.data) + size_t(ids[i]) * size_t(H) * esz;
-    to_f32(row, table.dtype, H, out + int64_t(i) * H);
+    float* dst = out + int64_t(i) * H;
+    if (G == 0) {
+      to_f32(base + size_t(ids[i]) * size_t(H) * esz, table.dtype, H, dst);
+      continue;
+    }
+    // Row j of group g: its 8-column chunks G * 8 values apart, then its tail.
+    const int64_t g = ids[i] / G, j = ids[i] % G;
+    const std::byte* group = base + size_t(g * G * H) * esz;
+    for (int64_t c = 0; c < H8 / 8; ++c) to_f32(group + size_t((c * G + j) * 8) * esz, table.dtype, 8, dst + c * 8);
+    to_f32(group + size_t(H8 * G + j * (H - H8)) * esz, table.dtype, H - H8, dst + H8);
   }
 }
 

@@ -10,6 +10,9 @@
 // both halves and runs kMR * kNR / 2 multiply-adds: 6 x 8 holds 24 accumulators, 4 weight
 // pairs and an x vector in the 32 zmm registers, 24 FMAs per 10 loads. Blocks walk their
 // x tiles in the outer loop and prefetch the next weight tile as matmul_avx2.cpp does.
+// Weights packed in groups of kNR rows (the layout of matmul_kernels.h; the CPU backend
+// packs its weights so) come as one stream with one load per pair, and batch-1 decode
+// runs four accumulation chains at once instead of one.
 // hsum4 and load1 repeat matmul_avx2.cpp's on purpose: an inline function shared by files
 // built for different instruction sets could be linked in its AVX-512 form for both.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
@@ -38,12 +41,19 @@ namespace sspan::cpu {
 namespace {
 
 constexpr int kMR = 6, kNR = 8, kPairs = kNR / 2;
-// One x row (batch-1 decode, memory-bound) walks one weight row at a time, so a block's
-// weights are read as one sequential stream: on a Zen 4 part, 2 or 4 rows side by side
+// One x row (batch-1 decode, memory-bound) over row-major weights walks one weight row at a
+// time, so a block's weights are read as one sequential stream: on a Zen 4 part, 2 or 4 rows side by side
 // (2-4 streams 1.5 KB apart) read the 110M shapes 20-30% slower, and batch-1 decode ran
 // 74-80 tokens/s against 87-92 with one (`sspan-bench decode --batch 1 --pp 0`, alternating
 // runs). The row's pair partner is itself, so the extra loads hit L1.
 constexpr int kGemvNR = 1;
+
+// 16 stored 16-bit weights as fp32.
+template <DType D>
+inline __m512 widen16(__m256i h) {
+  if constexpr (D == DType::F16) return _mm512_cvtph_ps(h);
+  else return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));  // bf16: high half of fp32
+}
 
 // k..k+7 of weight rows a (low half) and b (high half) as 16 fp32.
 template <DType D>
@@ -55,10 +65,16 @@ inline __m512 load_pair(const std::byte* a, const std::byte* b, int64_t k) {
   } else {
     const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(a) + k));
     const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(b) + k));
-    const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-    if constexpr (D == DType::F16) return _mm512_cvtph_ps(both);
-    else return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(both), 16));  // bf16: high half of fp32
+    return widen16<D>(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
   }
+}
+
+// Packed weights (matmul_kernels.h, G = kNR): pair p of one 8-column chunk of a group, rows
+// 2p and 2p + 1 side by side in memory, so one load.
+template <DType D>
+inline __m512 load_packed_pair(const std::byte* chunk, int p) {
+  if constexpr (D == DType::F32) return _mm512_loadu_ps(reinterpret_cast<const float*>(chunk) + 16 * p);
+  else return widen16<D>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const uint16_t*>(chunk) + 16 * p)));
 }
 
 template <DType D>
@@ -78,6 +94,20 @@ inline __m512 broadcast8(const float* x) {
 inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
   const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
   return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+// s[0 .. 2 * NP): the sums of the 2 * NP outputs whose lanes acc holds, two per register.
+template <int NP>
+inline void reduce_pairs(const __m512 (&acc)[NP], float* s) {
+  const __m256 zero = _mm256_setzero_ps();
+  for (int p = 0; p < NP; p += 2) {  // outputs 2p .. 2p + 3 from two accumulators
+    const __m256 a = _mm512_castps512_ps256(acc[p]);
+    const __m256 b = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p]), 1));
+    const __m256 c = p + 1 < NP ? _mm512_castps512_ps256(acc[(p + 1) % NP]) : zero;
+    const __m256 d =
+        p + 1 < NP ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[(p + 1) % NP]), 1)) : zero;
+    _mm_storeu_ps(s + 2 * p, hsum4(a, b, c, d));
+  }
 }
 
 // y[i * ldy + j] for i < MR, j < nr (2 * NP - 1 <= nr <= 2 * NP) over the whole of K.
@@ -105,20 +135,48 @@ void tile(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride, int
       for (int p = 0; p < NP; ++p) acc[i][p] = _mm512_fmadd_ps(xv, wv[p], acc[i][p]);
     }
   }
-  const __m256 zero = _mm256_setzero_ps();
   for (int i = 0; i < MR; ++i) {
     alignas(16) float s[2 * NP + 2];
-    for (int p = 0; p < NP; p += 2) {  // outputs 2p .. 2p + 3 from two accumulators
-      const __m256 a = _mm512_castps512_ps256(acc[i][p]);
-      const __m256 b = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][p]), 1));
-      const __m256 c = p + 1 < NP ? _mm512_castps512_ps256(acc[i][(p + 1) % NP]) : zero;
-      const __m256 d = p + 1 < NP ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][(p + 1) % NP]), 1))
-                                  : zero;
-      _mm_store_ps(s + 2 * p, hsum4(a, b, c, d));
-    }
+    reduce_pairs<NP>(acc[i], s);
     for (int64_t j = 0; j < nr; ++j) {
       float t = 0.f;
       for (int64_t k = K8; k < K; ++k) t = std::fma(x[i * ldx + k], load1<D>(row[j], k), t);
+      y[i * ldy + j] = s[j] + t;
+    }
+  }
+}
+
+// A tile of MR x-rows by one packed group of kNR weight rows (storing nr <= kNR outputs):
+// the group's chunks in order, kChunk bytes each, then the rows' tails. ahead: the next
+// group (nullptr: none), prefetched a chunk ahead of the same offset.
+template <DType D, int MR>
+void packed_tile(const float* x, int64_t ldx, const std::byte* w, int64_t K, float* y, int64_t ldy, int64_t nr,
+                 const std::byte* ahead) {
+  constexpr int64_t kElem = D == DType::F32 ? 4 : 2, kChunk = kNR * 8 * kElem;
+  const int64_t K8 = K - K % 8;
+  __m512 acc[MR][kPairs];
+  for (int i = 0; i < MR; ++i)
+    for (int p = 0; p < kPairs; ++p) acc[i][p] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K8; k += 8) {
+    const std::byte* chunk = w + k / 8 * kChunk;
+    if (ahead)
+      for (int64_t line = 0; line < kChunk; line += 64) __builtin_prefetch(ahead + k / 8 * kChunk + line, 0, 3);
+    __m512 wv[kPairs];
+    for (int p = 0; p < kPairs; ++p) wv[p] = load_packed_pair<D>(chunk, p);
+    for (int i = 0; i < MR; ++i) {
+      __m512 xv = broadcast8(x + i * ldx + k);
+      __asm__("" : "+v"(xv));  // as in tile()
+      for (int p = 0; p < kPairs; ++p) acc[i][p] = _mm512_fmadd_ps(xv, wv[p], acc[i][p]);
+    }
+  }
+  const std::byte* tails = w + K8 / 8 * kChunk;  // row j's K - K8 columns at j * (K - K8)
+  for (int i = 0; i < MR; ++i) {
+    alignas(16) float s[2 * kPairs + 2];
+    reduce_pairs<kPairs>(acc[i], s);
+    for (int64_t j = 0; j < nr; ++j) {
+      const std::byte* tail = tails + j * (K - K8) * kElem;
+      float t = 0.f;
+      for (int64_t k = K8; k < K; ++k) t = std::fma(x[i * ldx + k], load1<D>(tail, k - K8), t);
       y[i * ldy + j] = s[j] + t;
     }
   }
@@ -151,6 +209,33 @@ void tile_rows(int64_t mr, const float* x, int64_t ldx, const std::byte* w, int6
 }
 
 template <DType D>
+void packed_tile_rows(int64_t mr, const float* x, int64_t ldx, const std::byte* w, int64_t K, float* y, int64_t ldy,
+                      int64_t nr, const std::byte* ahead) {
+  switch (mr) {
+    case 6: return packed_tile<D, 6>(x, ldx, w, K, y, ldy, nr, ahead);
+    case 5: return packed_tile<D, 5>(x, ldx, w, K, y, ldy, nr, ahead);
+    case 4: return packed_tile<D, 4>(x, ldx, w, K, y, ldy, nr, ahead);
+    case 3: return packed_tile<D, 3>(x, ldx, w, K, y, ldy, nr, ahead);
+    case 2: return packed_tile<D, 2>(x, ldx, w, K, y, ldy, nr, ahead);
+    default: return packed_tile<D, 1>(x, ldx, w, K, y, ldy, nr, ahead);
+  }
+}
+
+// b.w: packed groups of kNR rows from a group's start (matmul_kernels.h); b.ldw is K.
+template <DType D>
+void packed_block(const MatmulBlock& b) {
+  const auto* w = static_cast<const std::byte*>(b.w);
+  const int64_t group_bytes = kNR * b.K * int64_t(dtype_size(D));
+  for (int64_t i = 0; i < b.m; i += kMR)
+    for (int64_t o = 0; o < b.n; o += kNR) {
+      const std::byte* wo = w + o / kNR * group_bytes;
+      const std::byte* ahead = i == 0 && o + kNR < b.n ? wo + group_bytes : nullptr;  // as block() does
+      packed_tile_rows<D>(std::min<int64_t>(kMR, b.m - i), b.x + i * b.ldx, b.ldx, wo, b.K, b.y + i * b.ldy + o, b.ldy,
+                          std::min<int64_t>(kNR, b.n - o), ahead);
+    }
+}
+
+template <DType D>
 void block(const MatmulBlock& b) {
   const auto* w = static_cast<const std::byte*>(b.w);
   const int64_t w_stride = b.ldw * int64_t(dtype_size(D));
@@ -180,7 +265,8 @@ void block(const MatmulBlock& b) {
 namespace sspan::cpu {
 
 const MatmulKernels* avx512_matmul_kernels() {
-  static const MatmulKernels k{"avx512", kMR, kNR, block<DType::F32>, block<DType::F16>, block<DType::BF16>};
+  static const MatmulKernels k{"avx512", kMR, kNR, block<DType::F32>, block<DType::F16>, block<DType::BF16>,
+                               kNR, packed_block<DType::F32>, packed_block<DType::F16>, packed_block<DType::BF16>};
   return &k;
 }
 

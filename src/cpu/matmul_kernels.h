@@ -10,6 +10,14 @@
 //   t = fused multiply-adds over k in [K8, K), starting from +0;   y = s + t.
 // So the sets agree bit for bit, and an output never depends on how many rows are computed
 // together, where it falls in a tile, or which thread computes it: prefill and decode agree.
+//
+// Weights are row-major, or packed for a kernel set that reads them faster that way
+// (MatmulKernels::pack_rows = G > 0; the CPU backend packs every matmul weight at load):
+// rows in groups of G, the last group padded with zero rows; group g (G * K values from
+// g * G * K) holds, for each 8-column chunk c < K8 / 8, the G rows' columns 8c..8c+7 one
+// row after another, then each row's K - K8 tail columns. A tile then reads its G rows as
+// one sequential stream, one vector per row pair, and batch-1 decode gets G independent
+// accumulation chains instead of one; the order above, and so every bit, is unchanged.
 #include <cstdint>
 #include <vector>
 
@@ -18,7 +26,8 @@
 namespace sspan::cpu {
 
 // y[i * ldy + o] = sum_k x[i * ldx + k] * w[o * ldw + k] for i < m, o < n, k < K.
-// w is stored in the kernel's weight dtype; ldw counts its elements.
+// w is stored in the kernel's weight dtype; ldw counts its elements. A packed kernel reads
+// w as whole groups of packed rows (from a group's start, ldw = K).
 struct MatmulBlock {
   const float* x = nullptr;
   int64_t ldx = 0;
@@ -35,9 +44,12 @@ using MatmulBlockFn = void (*)(const MatmulBlock&);
 struct MatmulKernels {
   const char* isa;                // "avx512", "avx2" or "scalar"
   int mr, nr;                     // register tile: x rows by weight rows
-  MatmulBlockFn f32, f16, bf16;
+  MatmulBlockFn f32, f16, bf16;   // row-major weights
+  int pack_rows = 0;              // G of the packed layout this set reads; 0: none
+  MatmulBlockFn packed_f32 = nullptr, packed_f16 = nullptr, packed_bf16 = nullptr;
 
-  MatmulBlockFn for_dtype(DType dtype) const {
+  MatmulBlockFn for_dtype(DType dtype, bool packed = false) const {
+    if (packed) return dtype == DType::F16 ? packed_f16 : dtype == DType::BF16 ? packed_bf16 : packed_f32;
     return dtype == DType::F16 ? f16 : dtype == DType::BF16 ? bf16 : f32;
   }
 };

@@ -3,7 +3,9 @@
 // threaded with the pool in thread_pool.h. Every CUDA kernel is checked against these. Each function's
 // result for one row depends only on that row's inputs (never on how many rows are
 // processed together), so prefill and step-by-step decode agree exactly.
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 #include "cpu/span_attention.h"  // span_attention, the KV cache view
@@ -11,12 +13,26 @@
 
 namespace sspan::cpu {
 
-// A matrix of weights in its stored dtype: rows x cols, row-major, `data` unaligned ok.
+// A matrix of weights in its stored dtype: rows x cols, `data` unaligned ok. Row-major
+// (group 0), or packed in groups of `group` rows for the matmul kernels (matmul_kernels.h).
 struct WeightView {
   const void* data = nullptr;
   DType dtype = DType::F32;
   int64_t rows = 0, cols = 0;
+  int group = 0;
 };
+
+// A row-major weight in the layout the chosen matmul kernels read fastest: packed into new
+// storage where they read packed weights (storage holds view.data), else w as it is.
+struct MatmulWeight {
+  std::shared_ptr<std::byte[]> storage;
+  WeightView view;
+};
+MatmulWeight pack_for_matmul(const WeightView& w);
+// w (row-major) packed in groups of `group` rows into dst, which holds
+// packed_bytes(w, group).
+size_t packed_bytes(const WeightView& w, int group);
+void pack_weight(const WeightView& w, int group, std::byte* dst);
 
 // y[n, W.rows] = x[n, W.cols] . W^T, each output in the fixed order of matmul_kernels.h
 // (the same for every n and every kernel set).
@@ -32,7 +48,7 @@ struct MatmulOutput {
 constexpr int kMaxMatmulOutputs = 4;
 void matmul(const float* x, std::span<const MatmulOutput> outputs, int n);
 
-// out[n, H] = table[ids[i], :] (converted to fp32)
+// out[n, H] = table[ids[i], :] (converted to fp32), row-major or packed
 void embedding(const WeightView& table, const int32_t* ids, float* out, int n);
 
 // out[n, H] = x * rsqrt(mean(x^2) + eps) * w     (HF LlamaRMSNorm)

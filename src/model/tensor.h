@@ -20,6 +20,9 @@ struct Tensor {
   Device device = Device::CPU;
   int rank = 0;
   std::array<int64_t, 5> shape{};
+  // A CPU matmul weight packed in groups of this many rows (src/cpu/matmul_kernels.h);
+  // 0: row-major, as the comment above says of every other tensor.
+  int row_group = 0;
 
   int64_t dim(int i) const { return shape[i]; }
   int64_t numel() const {
