@@ -10,7 +10,10 @@
 // matmul.cpp to stay in L2) pass under it. The first x tile is the one that brings the
 // block's weights in from memory; it prefetches the next tile's weight rows as it goes,
 // which the hardware prefetcher alone does not keep up with (decode at batch 16 gained
-// about a quarter, batch 1 reads its weights faster too: `sspan-bench matmul`).
+// about a quarter, batch 1 reads its weights faster too: `sspan-bench matmul`). Weights
+// packed in groups of kNR rows (matmul_kernels.h; the CPU backend packs its weights so)
+// make a tile's rows one stream: batch-1 decode on the 110M shape ran 1.7x faster on a
+// Zen 4 part restricted to these kernels (SSPAN_CPU_ISA=avx2), batch 16 1.06-1.24x.
 #include "cpu/matmul_kernels.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -90,6 +93,44 @@ void tile(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride, int
   }
 }
 
+// A tile of MR x-rows by one packed group of kNR weight rows (matmul_kernels.h, G = kNR),
+// storing nr <= kNR outputs: the group's 8-column chunks in order, row j's 8 values at
+// j * 8 of each, then the rows' tails; one stream instead of kNR. ahead: the next group
+// (nullptr: none), prefetched at the same offset.
+template <DType D, int MR>
+void packed_tile(const float* x, int64_t ldx, const std::byte* w, int64_t K, float* y, int64_t ldy, int64_t nr,
+                 const std::byte* ahead) {
+  constexpr int64_t kElem = D == DType::F32 ? 4 : 2, kChunk = kNR * 8 * kElem;
+  const int64_t K8 = K - K % 8;
+  __m256 acc[MR][kNR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < kNR; ++j) acc[i][j] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K8; k += 8) {
+    const std::byte* chunk = w + k / 8 * kChunk;
+    if (ahead)
+      for (int64_t line = 0; line < kChunk; line += 64) __builtin_prefetch(ahead + k / 8 * kChunk + line, 0, 3);
+    __m256 wv[kNR];
+    for (int j = 0; j < kNR; ++j) wv[j] = load8<D>(chunk, 8 * j);
+    for (int i = 0; i < MR; ++i) {
+      __m256 xv = _mm256_loadu_ps(x + i * ldx + k);
+      __asm__("" : "+x"(xv));  // as in tile()
+      for (int j = 0; j < kNR; ++j) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
+    }
+  }
+  const std::byte* tails = w + K8 / 8 * kChunk;  // row j's K - K8 columns at j * (K - K8)
+  for (int i = 0; i < MR; ++i) {
+    alignas(16) float s[4];
+    _mm_store_ps(s, hsum4(acc[i][0], acc[i][1], acc[i][2], _mm256_setzero_ps()));
+    for (int64_t j = 0; j < nr; ++j) {
+      const std::byte* tail = tails + j * (K - K8) * kElem;
+      float t = 0.f;
+      for (int64_t k = K8; k < K; ++k) t = std::fma(x[i * ldx + k], load1<D>(tail, k - K8), t);
+      y[i * ldy + j] = s[j] + t;
+    }
+  }
+}
+static_assert(kNR == 3, "packed_tile reduces three rows");
+
 template <DType D, int MR>
 void tile_row(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride, int64_t K, float* y, int64_t ldy,
               int64_t nr, const std::byte* ahead) {
@@ -124,6 +165,29 @@ void block(const MatmulBlock& b) {
   }
 }
 
+// b.w: packed groups of kNR rows from a group's start (matmul_kernels.h); b.ldw is K.
+template <DType D>
+void packed_block(const MatmulBlock& b) {
+  const auto* w = static_cast<const std::byte*>(b.w);
+  const int64_t group_bytes = kNR * b.K * int64_t(dtype_size(D));
+  for (int64_t i = 0; i < b.m; i += kMR) {
+    const float* x = b.x + i * b.ldx;
+    float* y = b.y + i * b.ldy;
+    const int64_t mr = std::min<int64_t>(kMR, b.m - i);
+    for (int64_t o = 0; o < b.n; o += kNR) {
+      const int64_t nr = std::min<int64_t>(kNR, b.n - o);
+      const std::byte* wo = w + o / kNR * group_bytes;
+      const std::byte* ahead = i == 0 && o + kNR < b.n ? wo + group_bytes : nullptr;  // as block() does
+      switch (mr) {
+        case 4: packed_tile<D, 4>(x, b.ldx, wo, b.K, y + o, b.ldy, nr, ahead); break;
+        case 3: packed_tile<D, 3>(x, b.ldx, wo, b.K, y + o, b.ldy, nr, ahead); break;
+        case 2: packed_tile<D, 2>(x, b.ldx, wo, b.K, y + o, b.ldy, nr, ahead); break;
+        default: packed_tile<D, 1>(x, b.ldx, wo, b.K, y + o, b.ldy, nr, ahead); break;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sspan::cpu
 
@@ -136,7 +200,8 @@ void block(const MatmulBlock& b) {
 namespace sspan::cpu {
 
 const MatmulKernels* avx2_matmul_kernels() {
-  static const MatmulKernels k{"avx2", kMR, kNR, block<DType::F32>, block<DType::F16>, block<DType::BF16>};
+  static const MatmulKernels k{"avx2", kMR, kNR, block<DType::F32>, block<DType::F16>, block<DType::BF16>,
+                               kNR, packed_block<DType::F32>, packed_block<DType::F16>, packed_block<DType::BF16>};
   return &k;
 }
 

@@ -12,7 +12,8 @@
 // together, where it falls in a tile, or which thread computes it: prefill and decode agree.
 //
 // Weights are row-major, or packed for a kernel set that reads them faster that way
-// (MatmulKernels::pack_rows = G > 0; the CPU backend packs every matmul weight at load):
+// (MatmulKernels::pack_rows = G > 0: 8 for AVX-512, 3 for AVX2; the CPU backend packs
+// every matmul weight at load):
 // rows in groups of G, the last group padded with zero rows; group g (G * K values from
 // g * G * K) holds, for each 8-column chunk c < K8 / 8, the G rows' columns 8c..8c+7 one
 // row after another, then each row's K - K8 tail columns. A tile then reads its G rows as
