@@ -13,12 +13,11 @@
 //
 // Weights are row-major, or packed for a kernel set that reads them faster that way
 // (MatmulKernels::pack_rows = G > 0: 8 for AVX-512, 3 for AVX2; the CPU backend packs
-// every matmul weight at load):
-// rows in groups of G, the last group padded with zero rows; group g (G * K values from
-// g * G * K) holds, for each 8-column chunk c < K8 / 8, the G rows' columns 8c..8c+7 one
-// row after another, then each row's K - K8 tail columns. A tile then reads its G rows as
-// one sequential stream, one vector per row pair, and batch-1 decode gets G independent
-// accumulation chains instead of one; the order above, and so every bit, is unchanged.
+// every matmul weight at load): rows in groups of G, the last group padded with zero rows;
+// group g (G * K values from g * G * K) holds, for each 8-column chunk c < K8 / 8, the G
+// rows' columns 8c..8c+7 one row after another, then each row's K - K8 tail columns. A
+// tile then reads its G rows as one sequential stream, and batch-1 decode runs several
+// accumulation chains at once instead of one; the order above, and so every bit, is kept.
 #include <cstdint>
 #include <vector>
 
