@@ -170,6 +170,22 @@ void packed_tile(const float* x, int64_t ldx, const std::byte* w, int64_t K, flo
     }
   }
   const std::byte* tails = w + K8 / 8 * kChunk;  // row j's K - K8 columns at j * (K - K8)
+  // No tails and a whole group: the 8 sums in one store. y = s + t with t = +0 is s, since s
+  // is never -0 (every lane starts at +0, and x + +0 is +0 for x = -0).
+  if (K8 == K && nr == kNR) {
+    for (int i = 0; i < MR; ++i) {
+      const __m128 lo = hsum4(_mm512_castps512_ps256(acc[i][0]),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][0]), 1)),
+                              _mm512_castps512_ps256(acc[i][1]),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][1]), 1)));
+      const __m128 hi = hsum4(_mm512_castps512_ps256(acc[i][2]),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][2]), 1)),
+                              _mm512_castps512_ps256(acc[i][3]),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][3]), 1)));
+      _mm256_storeu_ps(y + i * ldy, _mm256_set_m128(hi, lo));
+    }
+    return;
+  }
   for (int i = 0; i < MR; ++i) {
     alignas(16) float s[2 * kPairs + 2];
     reduce_pairs<kPairs>(acc[i], s);
