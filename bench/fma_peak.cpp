@@ -2,6 +2,11 @@
 // registers (no memory traffic), in the vector width the matmul kernels use. A matmul that
 // is FLOP-bound cannot beat this figure, whatever engine runs it, so the matmul bench
 // quotes its GFLOP/s as a share of it (as the attention bench quotes bandwidth).
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+// GCC 12 warns inside its own avx512fintrin.h about _mm*_undefined_*() (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <algorithm>
 #include <chrono>
 #include <cstdint>

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
@@ -141,28 +142,39 @@ void tile_row(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride,
   }
 }
 
-template <DType D>
-void block(const MatmulBlock& b) {
-  const auto* w = static_cast<const std::byte*>(b.w);
-  const int64_t w_stride = b.ldw * int64_t(dtype_size(D));
+// tile(MR, x, y, o, nr, first) for every register tile of block b: x tiles outermost (an
+// x tile stays in L1 while the block's weights, sized by matmul.cpp to stay in L2, pass
+// under it), MR a std::integral_constant of the tile's x rows, first for the first x tile
+// (the one that brings the weights in from memory).
+template <class Tile>
+void for_each_tile(const MatmulBlock& b, Tile&& tile) {
   for (int64_t i = 0; i < b.m; i += kMR) {
     const float* x = b.x + i * b.ldx;
     float* y = b.y + i * b.ldy;
     const int64_t mr = std::min<int64_t>(kMR, b.m - i);
     for (int64_t o = 0; o < b.n; o += kNR) {
       const int64_t nr = std::min<int64_t>(kNR, b.n - o);
-      const std::byte* wo = w + o * w_stride;
-      // The first x tile is the one that brings the block's weights in from memory: it
-      // prefetches the next tile's rows while computing, so the stream never stalls.
-      const std::byte* ahead = i == 0 && o + 2 * kNR <= b.n ? wo + kNR * w_stride : nullptr;
       switch (mr) {
-        case 4: tile_row<D, 4>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
-        case 3: tile_row<D, 3>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
-        case 2: tile_row<D, 2>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
-        default: tile_row<D, 1>(x, b.ldx, wo, w_stride, b.K, y + o, b.ldy, nr, ahead); break;
+        case 4: tile(std::integral_constant<int, 4>{}, x, y + o, o, nr, i == 0); break;
+        case 3: tile(std::integral_constant<int, 3>{}, x, y + o, o, nr, i == 0); break;
+        case 2: tile(std::integral_constant<int, 2>{}, x, y + o, o, nr, i == 0); break;
+        default: tile(std::integral_constant<int, 1>{}, x, y + o, o, nr, i == 0); break;
       }
     }
   }
+}
+
+template <DType D>
+void block(const MatmulBlock& b) {
+  const auto* w = static_cast<const std::byte*>(b.w);
+  const int64_t w_stride = b.ldw * int64_t(dtype_size(D));
+  for_each_tile(b, [&](auto MR, const float* x, float* y, int64_t o, int64_t nr, bool first) {
+    const std::byte* wo = w + o * w_stride;
+    // The first x tile prefetches the next tile's rows while computing, so the stream
+    // never stalls.
+    const std::byte* ahead = first && o + 2 * kNR <= b.n ? wo + kNR * w_stride : nullptr;
+    tile_row<D, decltype(MR)::value>(x, b.ldx, wo, w_stride, b.K, y, b.ldy, nr, ahead);
+  });
 }
 
 // b.w: packed groups of kNR rows from a group's start (matmul_kernels.h); b.ldw is K.
@@ -170,22 +182,11 @@ template <DType D>
 void packed_block(const MatmulBlock& b) {
   const auto* w = static_cast<const std::byte*>(b.w);
   const int64_t group_bytes = kNR * b.K * int64_t(dtype_size(D));
-  for (int64_t i = 0; i < b.m; i += kMR) {
-    const float* x = b.x + i * b.ldx;
-    float* y = b.y + i * b.ldy;
-    const int64_t mr = std::min<int64_t>(kMR, b.m - i);
-    for (int64_t o = 0; o < b.n; o += kNR) {
-      const int64_t nr = std::min<int64_t>(kNR, b.n - o);
-      const std::byte* wo = w + o / kNR * group_bytes;
-      const std::byte* ahead = i == 0 && o + kNR < b.n ? wo + group_bytes : nullptr;  // as block() does
-      switch (mr) {
-        case 4: packed_tile<D, 4>(x, b.ldx, wo, b.K, y + o, b.ldy, nr, ahead); break;
-        case 3: packed_tile<D, 3>(x, b.ldx, wo, b.K, y + o, b.ldy, nr, ahead); break;
-        case 2: packed_tile<D, 2>(x, b.ldx, wo, b.K, y + o, b.ldy, nr, ahead); break;
-        default: packed_tile<D, 1>(x, b.ldx, wo, b.K, y + o, b.ldy, nr, ahead); break;
-      }
-    }
-  }
+  for_each_tile(b, [&](auto MR, const float* x, float* y, int64_t o, int64_t nr, bool first) {
+    const std::byte* wo = w + o / kNR * group_bytes;
+    const std::byte* ahead = first && o + kNR < b.n ? wo + group_bytes : nullptr;
+    packed_tile<D, decltype(MR)::value>(x, b.ldx, wo, b.K, y, b.ldy, nr, ahead);
+  });
 }
 
 }  // namespace
