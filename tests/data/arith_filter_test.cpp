@@ -57,7 +57,8 @@ TEST(ArithFilter, ImpossibleRangeStopsWithAMessage) {
   if (path.empty()) GTEST_SKIP() << "LLaMA tokenizer not found (set SSPAN_LLAMA_TOKENIZER)";
   ArithStreamOptions opt;
   opt.count = 1;
-  opt.arith = {1, 0, 1, 0};  // one-digit single operations: never 5000 tokens
+  // One-digit single operations: never 5000 tokens.
+  opt.arith.depth_mean = 1, opt.arith.depth_sd = 0, opt.arith.digits_mean = 1, opt.arith.digits_sd = 0;
   opt.tokenizer = path.string();
   opt.min_tokens = 5000;
   try {

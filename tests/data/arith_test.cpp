@@ -97,7 +97,8 @@ TEST(Arith, SameSeedSameBytesForAnyThreadCount) {
 TEST(Arith, DepthAndDigitsFollowTheOptions) {
   ArithStreamOptions opt;
   opt.count = 2000;
-  opt.arith = {3, 0, 2, 0};  // sd 0: every record has depth 3 and up to 2 digits
+  // sd 0: every record has depth 3 and up to 2 digits.
+  opt.arith.depth_mean = 3, opt.arith.depth_sd = 0, opt.arith.digits_mean = 2, opt.arith.digits_sd = 0;
   for (const ArithRecord& r : stream(opt)) {
     ASSERT_EQ(r.depth, 3);
     ASSERT_EQ(r.digits, 2);
@@ -110,7 +111,8 @@ TEST(Arith, DepthAndDigitsFollowTheOptions) {
 TEST(Arith, EveryNumberHasAtMostTenDigits) {
   ArithStreamOptions opt;
   opt.count = 1500;
-  opt.arith = {4, 2, 9, 1};  // big numbers: the cap is hit often
+  // Big numbers: the cap is hit often.
+  opt.arith.depth_mean = 4, opt.arith.depth_sd = 2, opt.arith.digits_mean = 9, opt.arith.digits_sd = 1;
   const std::regex number(R"(\d+)");
   size_t longest = 0;
   for (const ArithRecord& r : stream(opt)) {
@@ -231,8 +233,11 @@ TEST(ArithOptions, SideDepthZeroMakesAChain) {
   opt.arith.deep_left = 0;  // a (b op (c op d)): the deep operand on the right
   for (const ArithRecord& r : stream(opt)) {
     const Expr e = prompt_expr(r);
-    for (const ExprNode& n : e.nodes)
-      if (n.op != 0) ASSERT_EQ(e.nodes[n.lhs].op, 0) << r.prompt;
+    for (const ExprNode& n : e.nodes) {
+      if (n.op != 0) {
+        ASSERT_EQ(e.nodes[n.lhs].op, 0) << r.prompt;
+      }
+    }
   }
 }
 

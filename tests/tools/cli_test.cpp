@@ -245,7 +245,7 @@ TEST_F(Cli, SpanTraceDashIsStandardOutput) {
   const CliRun score = run_cli(base() + "-f " + prompt_.string() + " --score " + comp.string() + " --span-trace -");
   ASSERT_EQ(score.code, 0) << score.err;
   std::istringstream score_lines(score.out);
-  for (std::string line; std::getline(score_lines, line);) EXPECT_NO_THROW((void)nlohmann::json::parse(line)) << line;
+  for (std::string line; std::getline(score_lines, line);) EXPECT_NO_THROW(EXPECT_FALSE(nlohmann::json::parse(line).is_discarded())) << line;
   const CliRun with_json = run_cli(base() + "-p x --span-trace - --json");
   EXPECT_EQ(with_json.code, 1);
   EXPECT_THAT(with_json.err, HasSubstr("standard output"));
@@ -371,7 +371,7 @@ TEST_F(Cli, EvalJsonAndCsvAreTheDocumentAlone) {
                            " -n 4 --batch 2 -t 2 --span dense";
   const CliRun js = run_tool(SSPAN_EVAL_BIN, args + " --format json");
   ASSERT_EQ(js.code, 0) << js.err;
-  EXPECT_NO_THROW((void)nlohmann::json::parse(js.out)) << js.out;  // the whole of stdout is one document
+  EXPECT_NO_THROW(EXPECT_FALSE(nlohmann::json::parse(js.out).is_discarded())) << js.out;  // the whole of stdout is one document
   EXPECT_THAT(js.err, HasSubstr("test set"));
   const CliRun csv = run_tool(SSPAN_EVAL_BIN, args + " --format csv");
   ASSERT_EQ(csv.code, 0) << csv.err;
