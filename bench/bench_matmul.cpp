@@ -91,15 +91,15 @@ void run(const MatmulArgs& a) {
   fmt::print("| shape (out x in) | rows | GFLOP/s | % of FMA peak | best GFLOP/s | GB/s of weights | µs/call | "
              "GFLOP per CPU-second |\n"
              "|---|---:|---:|---:|---:|---:|---:|---:|\n");
-  for (const Shape& s : shapes)
+  for (const Shape& s : shapes) {
+    const int64_t shape_bytes = s.out * s.in * int64_t(dtype_size(dt));
+    const int64_t copies = int64_t(w.size()) / shape_bytes;
+    // Each copy in the layout the CPU backend loads weights in (packed where the kernels
+    // read packed weights), once per shape for every row count.
+    std::vector<cpu::MatmulWeight> loaded;
+    for (int64_t c = 0; c < copies; ++c)
+      loaded.push_back(cpu::pack_for_matmul({w.data() + c * shape_bytes, dt, s.out, s.in}));
     for (int n : a.rows) {
-      const int64_t shape_bytes = s.out * s.in * int64_t(dtype_size(dt));
-      const int64_t copies = int64_t(w.size()) / shape_bytes;
-      // Each copy in the layout the CPU backend loads weights in (packed where the kernels
-      // read packed weights).
-      std::vector<cpu::MatmulWeight> loaded;
-      for (int64_t c = 0; c < copies; ++c)
-        loaded.push_back(cpu::pack_for_matmul({w.data() + c * shape_bytes, dt, s.out, s.in}));
       int64_t next = 0;
       auto call = [&] {
         const cpu::WeightView& view = loaded[size_t(next)].view;
@@ -130,6 +130,7 @@ void run(const MatmulArgs& a) {
                  n, flops / t / 1e3, 100 * flops / t / 1e3 / peak, flops / us.front() / 1e3, bytes / t / 1e3, t,
                  flops / cpu_t / 1e3);
     }
+  }
 }
 
 }  // namespace

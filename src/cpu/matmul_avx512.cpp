@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
 
 // The headers above keep the baseline target: only this file's own functions use AVX-512.
 #if defined(__clang__)
@@ -42,8 +43,8 @@ namespace {
 
 constexpr int kMR = 6, kNR = 8, kPairs = kNR / 2;
 // One x row (batch-1 decode, memory-bound) over row-major weights walks one weight row at a
-// time, so a block's weights are read as one sequential stream: on a Zen 4 part, 2 or 4 rows side by side
-// (2-4 streams 1.5 KB apart) read the 110M shapes 20-30% slower, and batch-1 decode ran
+// time, so a block's weights are read as one sequential stream: on a Zen 4 part, 2 or 4
+// rows side by side (2-4 streams 1.5 KB apart) read the 110M shapes 20-30% slower, and batch-1 decode ran
 // 74-80 tokens/s against 87-92 with one (`sspan-bench decode --batch 1 --pp 0`, alternating
 // runs). The row's pair partner is itself, so the extra loads hit L1.
 constexpr int kGemvNR = 1;
@@ -96,17 +97,20 @@ inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
   return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
+// The 8-lane halves of one accumulator (outputs 2p and 2p + 1).
+inline __m256 low_half(__m512 a) { return _mm512_castps512_ps256(a); }
+inline __m256 high_half(__m512 a) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)); }
+
+// The sums of the 4 outputs two accumulators hold.
+inline __m128 sum_two_pairs(__m512 a, __m512 b) { return hsum4(low_half(a), high_half(a), low_half(b), high_half(b)); }
+
 // s[0 .. 2 * NP): the sums of the 2 * NP outputs whose lanes acc holds, two per register.
 template <int NP>
 inline void reduce_pairs(const __m512 (&acc)[NP], float* s) {
-  const __m256 zero = _mm256_setzero_ps();
-  for (int p = 0; p < NP; p += 2) {  // outputs 2p .. 2p + 3 from two accumulators
-    const __m256 a = _mm512_castps512_ps256(acc[p]);
-    const __m256 b = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p]), 1));
-    const __m256 c = p + 1 < NP ? _mm512_castps512_ps256(acc[(p + 1) % NP]) : zero;
-    const __m256 d =
-        p + 1 < NP ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[(p + 1) % NP]), 1)) : zero;
-    _mm_storeu_ps(s + 2 * p, hsum4(a, b, c, d));
+  for (int p = 0; p + 1 < NP; p += 2) _mm_storeu_ps(s + 2 * p, sum_two_pairs(acc[p], acc[p + 1]));
+  if constexpr (NP % 2 == 1) {  // the last pair alone
+    const __m256 zero = _mm256_setzero_ps();
+    _mm_storeu_ps(s + 2 * (NP - 1), hsum4(low_half(acc[NP - 1]), high_half(acc[NP - 1]), zero, zero));
   }
 }
 
@@ -174,14 +178,7 @@ void packed_tile(const float* x, int64_t ldx, const std::byte* w, int64_t K, flo
   // is never -0 (every lane starts at +0, and x + +0 is +0 for x = -0).
   if (K8 == K && nr == kNR) {
     for (int i = 0; i < MR; ++i) {
-      const __m128 lo = hsum4(_mm512_castps512_ps256(acc[i][0]),
-                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][0]), 1)),
-                              _mm512_castps512_ps256(acc[i][1]),
-                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][1]), 1)));
-      const __m128 hi = hsum4(_mm512_castps512_ps256(acc[i][2]),
-                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][2]), 1)),
-                              _mm512_castps512_ps256(acc[i][3]),
-                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][3]), 1)));
+      const __m128 lo = sum_two_pairs(acc[i][0], acc[i][1]), hi = sum_two_pairs(acc[i][2], acc[i][3]);
       _mm256_storeu_ps(y + i * ldy, _mm256_set_m128(hi, lo));
     }
     return;
@@ -209,31 +206,29 @@ void tile_row(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride,
   }
 }
 
-static_assert(kPairs == 4 && kMR == 6, "tile_row and block dispatch tiles of up to 6 x 8");
+static_assert(kPairs == 4 && kMR == 6, "tile_row and for_each_tile dispatch tiles of up to 6 x 8");
 
-template <DType D>
-void tile_rows(int64_t mr, const float* x, int64_t ldx, const std::byte* w, int64_t w_stride, int64_t K, float* y,
-               int64_t ldy, int64_t nr, const std::byte* ahead) {
-  switch (mr) {
-    case 6: return tile_row<D, 6>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
-    case 5: return tile_row<D, 5>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
-    case 4: return tile_row<D, 4>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
-    case 3: return tile_row<D, 3>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
-    case 2: return tile_row<D, 2>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
-    default: return tile_row<D, 1>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
-  }
-}
-
-template <DType D>
-void packed_tile_rows(int64_t mr, const float* x, int64_t ldx, const std::byte* w, int64_t K, float* y, int64_t ldy,
-                      int64_t nr, const std::byte* ahead) {
-  switch (mr) {
-    case 6: return packed_tile<D, 6>(x, ldx, w, K, y, ldy, nr, ahead);
-    case 5: return packed_tile<D, 5>(x, ldx, w, K, y, ldy, nr, ahead);
-    case 4: return packed_tile<D, 4>(x, ldx, w, K, y, ldy, nr, ahead);
-    case 3: return packed_tile<D, 3>(x, ldx, w, K, y, ldy, nr, ahead);
-    case 2: return packed_tile<D, 2>(x, ldx, w, K, y, ldy, nr, ahead);
-    default: return packed_tile<D, 1>(x, ldx, w, K, y, ldy, nr, ahead);
+// tile(MR, x, y, o, nr, first) for every tile of x rows by `step` weight rows of a block,
+// x tiles in the outer loop, with MR as a template constant (1..kMR) and nr <= step the
+// weight rows the tile stores; first: the block's first x tile, the one that brings its
+// weights in from memory.
+template <class Tile>
+void for_each_tile(const MatmulBlock& b, int64_t step, Tile&& tile) {
+  for (int64_t i = 0; i < b.m; i += kMR) {
+    const float* x = b.x + i * b.ldx;
+    float* y = b.y + i * b.ldy;
+    const int64_t mr = std::min<int64_t>(kMR, b.m - i);
+    for (int64_t o = 0; o < b.n; o += step) {
+      const int64_t nr = std::min<int64_t>(step, b.n - o);
+      switch (mr) {
+        case 6: tile(std::integral_constant<int, 6>{}, x, y + o, o, nr, i == 0); break;
+        case 5: tile(std::integral_constant<int, 5>{}, x, y + o, o, nr, i == 0); break;
+        case 4: tile(std::integral_constant<int, 4>{}, x, y + o, o, nr, i == 0); break;
+        case 3: tile(std::integral_constant<int, 3>{}, x, y + o, o, nr, i == 0); break;
+        case 2: tile(std::integral_constant<int, 2>{}, x, y + o, o, nr, i == 0); break;
+        default: tile(std::integral_constant<int, 1>{}, x, y + o, o, nr, i == 0); break;
+      }
+    }
   }
 }
 
@@ -242,31 +237,25 @@ template <DType D>
 void packed_block(const MatmulBlock& b) {
   const auto* w = static_cast<const std::byte*>(b.w);
   const int64_t group_bytes = kNR * b.K * int64_t(dtype_size(D));
-  for (int64_t i = 0; i < b.m; i += kMR)
-    for (int64_t o = 0; o < b.n; o += kNR) {
-      const std::byte* wo = w + o / kNR * group_bytes;
-      const std::byte* ahead = i == 0 && o + kNR < b.n ? wo + group_bytes : nullptr;  // as block() does
-      packed_tile_rows<D>(std::min<int64_t>(kMR, b.m - i), b.x + i * b.ldx, b.ldx, wo, b.K, b.y + i * b.ldy + o, b.ldy,
-                          std::min<int64_t>(kNR, b.n - o), ahead);
-    }
+  for_each_tile(b, kNR, [&](auto MR, const float* x, float* y, int64_t o, int64_t nr, bool first) {
+    const std::byte* wo = w + o / kNR * group_bytes;
+    const std::byte* ahead = first && o + kNR < b.n ? wo + group_bytes : nullptr;  // as block() does
+    packed_tile<D, decltype(MR)::value>(x, b.ldx, wo, b.K, y, b.ldy, nr, ahead);
+  });
 }
 
 template <DType D>
 void block(const MatmulBlock& b) {
   const auto* w = static_cast<const std::byte*>(b.w);
   const int64_t w_stride = b.ldw * int64_t(dtype_size(D));
-  for (int64_t i = 0; i < b.m; i += kMR) {
-    const int64_t step = b.m == 1 ? kGemvNR : kNR;
-    for (int64_t o = 0; o < b.n; o += step) {
-      const int64_t nr = std::min<int64_t>(step, b.n - o);
-      const std::byte* wo = w + o * w_stride;
-      // The first x tile brings the block's weights in from memory: it prefetches the next
-      // tile's rows while computing, so the stream never stalls.
-      const std::byte* ahead = i == 0 && o + 2 * step <= b.n ? wo + step * w_stride : nullptr;
-      tile_rows<D>(std::min<int64_t>(kMR, b.m - i), b.x + i * b.ldx, b.ldx, wo, w_stride, b.K, b.y + i * b.ldy + o,
-                   b.ldy, nr, ahead);
-    }
-  }
+  const int64_t step = b.m == 1 ? kGemvNR : kNR;
+  for_each_tile(b, step, [&](auto MR, const float* x, float* y, int64_t o, int64_t nr, bool first) {
+    const std::byte* wo = w + o * w_stride;
+    // The first x tile prefetches the next tile's rows while computing, so the stream
+    // never stalls.
+    const std::byte* ahead = first && o + 2 * step <= b.n ? wo + step * w_stride : nullptr;
+    tile_row<D, decltype(MR)::value>(x, b.ldx, wo, w_stride, b.K, y, b.ldy, nr, ahead);
+  });
 }
 
 }  // namespace
