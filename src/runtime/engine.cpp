@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "io/model_files.h"
 #include "runtime/engine_impl.h"
+#include "sspan/dtype.h"
 #include "sspan/scheduler.h"
 
 namespace sspan {
@@ -134,12 +135,9 @@ int Engine::max_step_rows() const { return impl_->steps->max_rows(); }
 int Engine::decodable_vocab() const { return impl_->tok.vocab_size(); }
 bool Engine::is_eos(int32_t id) const { return impl_->is_eos(id); }
 
-double Engine::kv_element_bytes() const {
-  const ModelConfig& c = impl_->config;
-  const double elements =
-      2.0 * c.num_hidden_layers * double(impl_->opt.max_batch) * double(impl_->max_ctx) * double(c.kv_dim());
-  return double(impl_->load.kv_cache_bytes) / elements;
-}
+// The element's own size: the cache's total bytes also hold the positions a backend rounds
+// its context up to (whole blocks), which no token reads.
+double Engine::kv_element_bytes() const { return double(dtype_size(impl_->backend->kv_dtype())); }
 
 // ---- step-level API ----
 

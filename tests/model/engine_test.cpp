@@ -242,6 +242,11 @@ TEST_F(EngineTest, KvDtypeFollowsTheCheckpointUnlessGiven) {
   const Engine bf16(o);
   EXPECT_NE(bf16.load_stats().backend.find("BF16 KV cache"), std::string::npos) << bf16.load_stats().backend;
   EXPECT_EQ(bf16.load_stats().kv_cache_bytes * 2, f32.load_stats().kv_cache_bytes);
+  // The element size, whatever context the cache rounds up to (here 250 to whole blocks).
+  auto odd = options(1, 250);
+  EXPECT_EQ(Engine(odd).kv_element_bytes(), 4.0);
+  odd.kv_dtype = "bf16";
+  EXPECT_EQ(Engine(odd).kv_element_bytes(), 2.0);
 
   TinyLlamaSpec half;
   half.vocab_size = 300;  // the project's tokenizer
