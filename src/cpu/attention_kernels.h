@@ -25,6 +25,9 @@ inline constexpr int kTileCut = 16;
 // Query heads of a GQA group computed together on one pass over a tile (more are done
 // in further passes over the same, L1-resident, tile).
 inline constexpr int kHeadBlock = 4;
+// Query rows of one sequence computed together on one pass (prompt rows whose spans differ
+// only in their own position), at most.
+inline constexpr int kRowBlock = 4;
 
 // Half-precision cache elements, as stored (the kernels convert them in registers).
 struct Half {
@@ -34,10 +37,14 @@ struct BHalf {
   uint16_t bits;
 };
 
-// One chunk of one query row for `heads` consecutive KV heads (1, or all of them): `count`
-// consecutive attended positions of the row, starting `offset` positions into
-// ranges[range]. The kernel computes the softmax state {o, m, d} of the chunk for the G
-// query heads of each KV head, reading each K/V row once. Position p of KV head h (h <
+// One chunk of `rows` query rows for `heads` consecutive KV heads (1, or all of them):
+// `count` consecutive attended positions, starting `offset` positions into ranges[range],
+// of which row i attends the first row_count[i] (rows > 1: consecutive rows of a prompt,
+// whose attended sets differ only in their own position, so each is a prefix of the last
+// row's; row_count ascending, the last = count). The kernel computes each row's softmax
+// state {o, m, d} of the chunk for the G query heads of each KV head, reading each K/V
+// row once for all of them, with the bits of computing the row alone. Position p of KV
+// head h (h <
 // heads, counted from the chunk's first) is the row at element
 //   h * head_stride + (p >> block_shift) * block_stride + (p & block_mask) * head_dim
 // of k and v: both layouts of KvLayerView (per-head runs: block_shift 31, block_mask all
@@ -53,24 +60,32 @@ struct ChunkArgs {
   DType dtype = DType::F32;
   int head_dim = 0;         // D
   int group = 0;            // G query heads served by each KV head
-  const float* q = nullptr; // [heads * G][D] their queries, fp32
+  int rows = 1;             // query rows, 1 to kRowBlock
+  const float* q = nullptr; // [rows][heads * G][D] their queries, fp32, rows q_row_stride apart
+  int64_t q_row_stride = 0;
   float scale_log2 = 0.f;   // log2(e) / sqrt(D): scores come out in log2 units (exp2)
-  const PosRange* ranges = nullptr;  // the row's attended ranges, ascending
+  const PosRange* ranges = nullptr;  // the (last) row's attended ranges, ascending
   int range = 0;            // the chunk starts at ranges[range].begin + offset
   int offset = 0;
   int count = 0;            // attended positions in the chunk (0: an empty state)
+  int row_count[kRowBlock] = {};  // of them, those row i attends (a prefix)
   // Scratch, 64-byte aligned:
-  float* q_scaled = nullptr;  // [heads * G][D] q * scale_log2
-  float* acc = nullptr;       // [heads * G][D] running output, not yet divided by d
+  float* q_scaled = nullptr;  // [heads * G * rows][D] q * scale_log2, entry (hg, i) at hg * rows + i
+  float* acc = nullptr;       // [heads * G * rows][D] running output, not yet divided by d
+  float* run_m = nullptr;     // [heads * G * rows] running max and normaliser
+  float* run_d = nullptr;
   float* scores = nullptr;    // [kHeadBlock][kTile] scores, then probabilities, of a tile
-  // Optional (heads = 1 only): the chunk's scores in log2 units are also kept, position j
-  // of the chunk (0 <= j < count) of query head g at raw_scores[g * raw_stride + j].
+  // Optional (heads = 1, rows = 1 only): the chunk's scores in log2 units are also kept,
+  // position j of the chunk (0 <= j < count) of query head g at raw_scores[g * raw_stride + j].
   float* raw_scores = nullptr;
   int64_t raw_stride = 0;
-  // The chunk's state:
-  float* o = nullptr;  // [heads * G][D] output divided by d (zeros when count = 0)
-  float* m = nullptr;  // [heads * G] max score in log2 units (-inf when count = 0)
-  float* d = nullptr;  // [heads * G] sum over the chunk of exp2(score - m)
+  // Each row's state of the chunk:
+  struct State {
+    float* o = nullptr;  // [heads * G][D] output divided by d (zeros when the row attends nothing)
+    float* m = nullptr;  // [heads * G] max score in log2 units (-inf when it attends nothing)
+    float* d = nullptr;  // [heads * G] sum over the chunk of exp2(score - m)
+  };
+  State out[kRowBlock];
 };
 
 void attend_chunk_scalar(const ChunkArgs& args);

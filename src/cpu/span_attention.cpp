@@ -37,9 +37,11 @@ ChunkKernel chunk_kernel(Isa isa, int head_dim) {
 
 size_t round16(size_t floats) { return (floats + 15) / 16 * 16; }  // whole 64-byte lines
 
-// Per-thread kernel scratch: q_scaled and acc [G][D], scores [kHeadBlock][kTile].
-size_t kernel_scratch_floats(int group, int head_dim) {
-  return 2 * round16(size_t(group) * size_t(head_dim)) + round16(size_t(attn::kHeadBlock) * attn::kTile);
+// Per-thread kernel scratch for `entries` query entries: q_scaled and acc [entries][D],
+// run_m and run_d [entries], scores [kHeadBlock][kTile].
+size_t kernel_scratch_floats(int entries, int head_dim) {
+  return 2 * round16(size_t(entries) * size_t(head_dim)) + 2 * round16(size_t(entries)) +
+         round16(size_t(attn::kHeadBlock) * attn::kTile);
 }
 
 // One chunk's state for the G query heads of a KV head: o [G][D], then m [G] and d [G].
@@ -146,6 +148,14 @@ void AttendedRanges::assign_per_head(const SpanBatch& span, const SpanBatch* hea
   }
 }
 
+bool AttendedRanges::extends_previous(int r) const {
+  const int32_t a = indptr[size_t(r) - 1], b = indptr[size_t(r)], e = indptr[size_t(r) + 1];
+  if (b == a || e - b != b - a) return false;
+  if (!std::equal(ranges.begin() + a, ranges.begin() + b - 1, ranges.begin() + b)) return false;
+  const PosRange &prev = ranges[size_t(b) - 1], &last = ranges[size_t(e) - 1];
+  return last.begin == prev.begin && last.end == prev.end + 1;
+}
+
 float* AttentionWorkspace::score_floats(size_t count) {
   if (scores_.size() < count) scores_.resize(count);
   return scores_.data();
@@ -183,17 +193,32 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
 
   // A unit of work is a query row with all its KV heads, whose rows of a position block
   // are read in one pass, when every head attends the row's set and no mass is recorded;
-  // otherwise a (row, KV head) pair.
+  // otherwise a (row, KV head) pair. Whole rows go further: consecutive rows of one
+  // sequence whose sets differ only in their own position (a prompt under a dense span,
+  // or under any span that the prompt's rows share) form one unit of up to kRowBlock
+  // rows, so each K/V row of a pass serves all of them. A row's bits are the same either way.
   const bool per_head = ranges.rows() != n;
   const bool whole_rows = !per_head && mass == nullptr;
   const int unit_heads = whole_rows ? Hkv : 1, UG = unit_heads * G;
-  const int64_t units = whole_rows ? int64_t(n) : int64_t(n) * Hkv;
-  const auto row_of = [&](int64_t u) { return int(whole_rows ? u : u / Hkv); };
+  std::vector<int32_t>& unit_first = workspace.unit_first();  // [units + 1] first row of each unit
+  unit_first.assign(1, 0);
+  if (whole_rows) {
+    for (int r = 1; r < n; ++r)
+      if (r - unit_first.back() == attn::kRowBlock || slot[r] != slot[r - 1] || !ranges.extends_previous(r)) {
+        unit_first.push_back(r);
+      }
+    unit_first.push_back(n);
+  }
+  const int64_t units = whole_rows ? int64_t(unit_first.size()) - 1 : int64_t(n) * Hkv;
+  const int max_rows = whole_rows ? attn::kRowBlock : 1;
+  const auto row_of = [&](int64_t u) { return int(whole_rows ? unit_first[size_t(u)] : u / Hkv); };
+  const auto rows_in = [&](int64_t u) { return whole_rows ? unit_first[size_t(u) + 1] - unit_first[size_t(u)] : 1; };
   const auto head_of = [&](int64_t u) { return int(whole_rows ? 0 : u % Hkv); };
   // The ranges row of (row r, KV head h), and its attended count.
   const auto range_row = [&](int r, int h) { return per_head ? r * Hkv + h : r; };
   const auto count_of = [&](int r, int h) { return ranges.count[size_t(range_row(r, h))]; };
-  const auto unit_count = [&](int64_t u) { return count_of(row_of(u), head_of(u)); };
+  // A unit's positions are its last row's (the others attend prefixes of them).
+  const auto unit_count = [&](int64_t u) { return count_of(row_of(u) + rows_in(u) - 1, head_of(u)); };
 
   int64_t work = 0, tasks = 0;
   int max_chunks = 1;
@@ -201,15 +226,17 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
     const int c = chunks_of(unit_count(u), chunk);
     max_chunks = std::max(max_chunks, c);
     tasks += c;
-    work += int64_t(unit_count(u)) * UG * D;
+    work += int64_t(unit_count(u)) * UG * rows_in(u) * D;
   }
   const bool parallel = work >= (int64_t(1) << 16);  // enough to pay for waking the threads
   const int threads = parallel ? num_threads() : 1;
   const bool split = parallel && tasks > units && units < kSplitBelowPairsPerThread * threads;
 
-  const size_t scratch_floats = kernel_scratch_floats(UG, D), state_stride = state_floats(UG, D);
+  // Chunk states: a block of max_rows rows' states per (unit, chunk).
+  const size_t scratch_floats = kernel_scratch_floats(UG * max_rows, D), state_stride = state_floats(UG, D);
+  const size_t chunk_states = size_t(max_rows) * state_stride;
   const size_t states = split ? size_t(tasks) : size_t(threads) * size_t(max_chunks);
-  float* scratch_base = workspace.floats(size_t(threads) * scratch_floats + states * state_stride);
+  float* scratch_base = workspace.floats(size_t(threads) * scratch_floats + states * chunk_states);
   float* state_base = scratch_base + size_t(threads) * scratch_floats;
 
   // Recorded rows (pairs only): per (record, KV head) the raw scores [G][max_count], then
@@ -246,14 +273,20 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
     }
   };
 
-  // Chunk c of unit u into `st`, with thread scratch at `scratch`.
-  const auto run_chunk = [&](int64_t u, int c, float* scratch, const ChunkState& st) {
-    const int r = row_of(u), h = head_of(u), rr = range_row(r, h);
+  const auto out_of = [&](int r, int h) { return out + (int64_t(r) * Hq + int64_t(h) * G) * D; };
+  // Chunk c of unit u with thread scratch at `scratch`; its rows' states go to `at`
+  // (max_rows states), or, for a row of one chunk, straight into the output with m and d
+  // in its state's place (or the record's final state).
+  const auto run_chunk = [&](int64_t u, int c, float* scratch, float* at) {
+    const int r0 = row_of(u), R = rows_in(u), h = head_of(u), rr = range_row(r0 + R - 1, h);
     const int32_t first = ranges.indptr[size_t(rr)], last = ranges.indptr[size_t(rr) + 1];
-    const int32_t start = c * chunk;  // index of the chunk's first position in the row
+    const int32_t start = c * chunk;  // index of the chunk's first position in the rows
+    // The rows with positions in this chunk: a row ends before the next row does.
+    int i0 = 0;
+    while (i0 + 1 < R && count_of(r0 + i0, h) <= start) ++i0;
     attn::ChunkArgs a;
-    a.k = k_bytes + size_t(kv.row(slot[r], h, 0)) * size_t(D) * elem;
-    a.v = v_bytes + size_t(kv.row(slot[r], h, 0)) * size_t(D) * elem;
+    a.k = k_bytes + size_t(kv.row(slot[r0], h, 0)) * size_t(D) * elem;
+    a.v = v_bytes + size_t(kv.row(slot[r0], h, 0)) * size_t(D) * elem;
     a.heads = unit_heads;
     a.head_stride = head_stride;
     a.block_shift = block_shift;
@@ -262,7 +295,9 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
     a.dtype = kv.dtype;
     a.head_dim = D;
     a.group = G;
-    a.q = q + (int64_t(r) * Hq + int64_t(h) * G) * D;
+    a.rows = R - i0;
+    a.q = q + (int64_t(r0 + i0) * Hq + int64_t(h) * G) * D;
+    a.q_row_stride = int64_t(Hq) * D;
     a.scale_log2 = scale_log2;
     a.ranges = ranges.ranges.data();
     a.count = std::min(chunk, ranges.count[size_t(rr)] - start);
@@ -271,44 +306,52 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
       a.range = int(std::upper_bound(before + first, before + last, start) - before) - 1;
       a.offset = start - before[a.range];
     }
-    if (float* rec = record_of(u)) {
+    float* rec = record_of(u);
+    if (rec) {
       a.raw_scores = rec + start;
       a.raw_stride = max_count;
     }
+    for (int i = i0; i < R; ++i) {
+      const int r = r0 + i;
+      a.row_count[i - i0] = std::min(chunk, count_of(r, h) - start);
+      const ChunkState st = state_at(at + size_t(i) * state_stride, UG, D);
+      attn::ChunkArgs::State& dst = a.out[i - i0];
+      dst = {st.o, st.m, st.d};
+      if (chunks_of(count_of(r, h), chunk) == 1) {
+        dst.o = out_of(r, h);
+        if (rec) dst.m = rec + size_t(G) * size_t(max_count), dst.d = dst.m + G;
+      }
+    }
+    const size_t entries = size_t(UG) * size_t(a.rows);
     a.q_scaled = scratch;
-    a.acc = scratch + round16(size_t(UG) * D);
-    a.scores = a.acc + round16(size_t(UG) * D);
-    a.o = st.o;
-    a.m = st.m;
-    a.d = st.d;
+    a.acc = scratch + round16(entries * D);
+    a.run_m = a.acc + round16(entries * D);
+    a.run_d = a.run_m + round16(entries);
+    a.scores = a.run_d + round16(entries);
     kernel(a);
   };
-  const auto out_of = [&](int64_t u) { return out + (int64_t(row_of(u)) * Hq + int64_t(head_of(u)) * G) * D; };
-  // Where a one-chunk unit's m and d go: the record's final state, or scratch.
-  const auto single_state = [&](int64_t u, const ChunkState& scratch_state) -> ChunkState {
-    float* rec = record_of(u);
-    if (!rec) return {out_of(u), scratch_state.m, scratch_state.d};
-    float* m = rec + size_t(G) * size_t(max_count);
-    return {out_of(u), m, m + G};
-  };
-  const auto merge_unit = [&](int64_t u, float* unit_states, int nc) {
-    float* rec = record_of(u);
-    float* m = rec ? rec + size_t(G) * size_t(max_count) : nullptr;
-    merge_chunks(unit_states, nc, state_stride, UG, D, out_of(u), m, m ? m + G : nullptr);
+  // Merges the chunks of unit u's rows of more than one chunk: chunk c's states at
+  // unit_states + c * chunk_states.
+  const auto merge_unit = [&](int64_t u, float* unit_states) {
+    const int r0 = row_of(u), h = head_of(u);
+    for (int i = 0; i < rows_in(u); ++i) {
+      const int nc = chunks_of(count_of(r0 + i, h), chunk);
+      if (nc == 1) continue;
+      float* rec = record_of(u);
+      float* m = rec ? rec + size_t(G) * size_t(max_count) : nullptr;
+      merge_chunks(unit_states + size_t(i) * state_stride, nc, chunk_states, UG, D, out_of(r0 + i, h), m,
+                   m ? m + G : nullptr);
+    }
   };
 
   if (!split) {
     // One task per unit; its chunks in order, then merged.
     parallel_for(units, [&](int64_t u, int thread) {
       float* scratch = scratch_base + size_t(thread) * scratch_floats;
-      float* my_states = state_base + size_t(thread) * size_t(max_chunks) * state_stride;
+      float* my_states = state_base + size_t(thread) * size_t(max_chunks) * chunk_states;
       const int nc = chunks_of(unit_count(u), chunk);
-      if (nc == 1) {  // straight into the output; m and d go to scratch (or the record)
-        run_chunk(u, 0, scratch, single_state(u, state_at(my_states, UG, D)));
-      } else {
-        for (int c = 0; c < nc; ++c) run_chunk(u, c, scratch, state_at(my_states + c * state_stride, UG, D));
-        merge_unit(u, my_states, nc);
-      }
+      for (int c = 0; c < nc; ++c) run_chunk(u, c, scratch, my_states + size_t(c) * chunk_states);
+      merge_unit(u, my_states);
       finish_mass(u);
     }, threads);
     return;
@@ -320,14 +363,11 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
   for (int64_t u = 0; u < units; ++u) task_first.push_back(task_first.back() + chunks_of(unit_count(u), chunk));
   parallel_for(tasks, [&](int64_t t, int thread) {
     const int64_t u = std::upper_bound(task_first.begin(), task_first.end(), t) - task_first.begin() - 1;
-    const int nc = int(task_first[size_t(u) + 1] - task_first[size_t(u)]), c = int(t - task_first[size_t(u)]);
     float* scratch = scratch_base + size_t(thread) * scratch_floats;
-    const ChunkState st = state_at(state_base + size_t(t) * state_stride, UG, D);
-    run_chunk(u, c, scratch, nc == 1 ? single_state(u, st) : st);
+    run_chunk(u, int(t - task_first[size_t(u)]), scratch, state_base + size_t(t) * chunk_states);
   }, threads);
   parallel_for(units, [&](int64_t u, int) {
-    const int nc = int(task_first[size_t(u) + 1] - task_first[size_t(u)]);
-    if (nc > 1) merge_unit(u, state_base + size_t(task_first[size_t(u)]) * state_stride, nc);
+    merge_unit(u, state_base + size_t(task_first[size_t(u)]) * chunk_states);
     finish_mass(u);
   }, threads);
 }

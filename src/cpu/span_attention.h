@@ -46,6 +46,10 @@ struct AttendedRanges {
   std::vector<int32_t> count;      // [rows] attended positions of each row
 
   int rows() const { return int(count.size()); }
+  // Whether row r (>= 1) attends row r - 1's positions and the one after them, and no
+  // other: the same ranges but for the last, which ends one later (consecutive prompt rows
+  // of a sequence under a span they share).
+  bool extends_previous(int r) const;
   // From the blocked encoding: the set bits of the listed blocks, then the dense tail.
   void assign(const SpanBatch& span);
   // Causal rows: row r attends [0, pos[r]].
@@ -74,12 +78,14 @@ struct AttentionConfig {
 class AttentionWorkspace {
  public:
   float* floats(size_t count);                                // 64-byte aligned, grown if needed
-  std::vector<int64_t>& task_first() { return task_first_; }  // [rows + 1] when rows are split
+  std::vector<int64_t>& task_first() { return task_first_; }  // [units + 1] when units are split
+  std::vector<int32_t>& unit_first() { return unit_first_; }  // [units + 1] first row of each unit
   float* score_floats(size_t count);  // raw scores of the rows whose mass is recorded
 
  private:
   std::vector<float> buf_, scores_;
   std::vector<int64_t> task_first_;
+  std::vector<int32_t> unit_first_;
 };
 
 // Where the op writes the attention mass of some rows: for row r with record[r] = i >= 0
@@ -95,7 +101,8 @@ struct AttentionMass {
 
 // out[n, Hq, D] = softmax over row r's attended positions of (q . k / sqrt(D)) . v, for
 // query head h on KV head h / (Hq / Hkv) of slot[r]'s cache. Each K/V row is read once for
-// all query heads of its group. An empty row yields zeros. `ranges` holds n rows (every
+// all query heads of its group, and for up to 4 consecutive rows of a sequence whose sets
+// differ only in their own position (prompt rows). An empty row yields zeros. `ranges` holds n rows (every
 // KV head attends its row's set: a row's tiles are read for all KV heads together, which
 // the blocked layout makes one run of memory) or n * Hkv rows, [row][kv head]. Rows (or
 // (row, KV head) pairs) and, when there are few, their chunks run in parallel on the

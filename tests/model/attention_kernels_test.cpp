@@ -290,6 +290,83 @@ TEST(AttentionKernels, SplitRowsEqualUnsplitRowsAndDoNotDependOnBatchOrThreads) 
   set_num_threads(saved_threads);
 }
 
+// Prompt rows: `rows` consecutive positions from t0 of one slot, all sharing the span
+// `before_tail` + a tail from tail_start (each row attends its own position too).
+void add_prompt(SpanBatch& span, std::vector<int32_t>& slot, int s, const std::vector<PosRange>& before_tail,
+                int32_t tail_start, int32_t t0, int rows) {
+  for (int i = 0; i < rows; ++i) {
+    span.add_row(before_tail, tail_start, t0 + i);
+    slot.push_back(s);
+  }
+}
+
+// Consecutive prompt rows of a sequence are computed together (one pass over a K/V tile
+// serves up to 4 of them); each row's bits are those of the row computed alone, whatever
+// the chunking (rows of one unit ending in different chunks), the threads, the ISA, the
+// cache type and layout, and the GQA group.
+TEST(AttentionKernels, PromptRowsComputedTogetherGiveTheBitsOfEachRowAlone) {
+  std::mt19937 rng(15);
+  const int saved_threads = num_threads();
+  for (int group : {1, 2, 4})
+    for (DType dtype : {DType::F32, DType::F16})
+      for (int block : {0, 16}) {
+        const int kv_heads = 2, q_heads = kv_heads * group, D = 32, max_ctx = 512;
+        const Cache cache = make_cache(rng, 4, kv_heads, max_ctx, D, dtype, block);
+        SpanBatch span;
+        span.reset(64);
+        std::vector<int32_t> slot;
+        add_prompt(span, slot, 0, {}, 0, 40, 11);                     // dense, counts 41..51
+        add_prompt(span, slot, 1, {{3, 9}, {20, 31}}, 60, 70, 6);     // a shared sparse span
+        span.add_row({{0, 5}}, 100, 140);                             // a lone decode row
+        slot.push_back(2);
+        add_prompt(span, slot, 3, {{1, 2}}, 200, 230, 37);            // rows over several units
+        AttendedRanges ranges;
+        ranges.assign(span);
+        EXPECT_FALSE(ranges.extends_previous(11));  // another sequence's span
+        EXPECT_TRUE(ranges.extends_previous(12));
+        EXPECT_FALSE(ranges.extends_previous(17));
+        const auto q = random_queries(rng, span.rows(), q_heads, D);
+        const size_t per_row = size_t(q_heads) * D;
+        for (Isa isa : supported_isas())
+          for (int chunk : {256, 24})
+            for (int threads : {1, 2}) {
+              set_num_threads(threads);
+              const auto together = run(q, cache.view(), slot, span, q_heads, {isa, chunk});
+              for (int r = 0; r < span.rows(); ++r) {
+                SpanBatch one;
+                one.reset(64);
+                const auto row = span.row_ranges(r);
+                one.add_row(std::vector<PosRange>(row.begin(), row.end() - 1), row.back().begin, span.pos[size_t(r)]);
+                const std::vector<float> qr(q.begin() + r * per_row, q.begin() + (r + 1) * per_row);
+                const auto alone = run(qr, cache.view(), {slot[size_t(r)]}, one, q_heads, {isa, chunk});
+                for (size_t i = 0; i < per_row; ++i)
+                  ASSERT_EQ(alone[i], together[r * per_row + i])
+                      << isa_name(isa) << " " << dtype_name(dtype) << " block " << block << " G " << group
+                      << " chunk " << chunk << " threads " << threads << " row " << r;
+              }
+            }
+      }
+  set_num_threads(saved_threads);
+}
+
+TEST(AttentionKernels, ARowExtendsThePreviousOnlyByItsOwnNextPosition) {
+  const auto extends = [](std::vector<PosRange> a, std::vector<PosRange> b) {
+    AttendedRanges r;
+    r.indptr = {0, int32_t(a.size()), int32_t(a.size() + b.size())};
+    r.ranges = a;
+    r.ranges.insert(r.ranges.end(), b.begin(), b.end());
+    r.count = {0, 0};  // not read
+    return r.extends_previous(1);
+  };
+  EXPECT_TRUE(extends({{0, 5}}, {{0, 6}}));
+  EXPECT_TRUE(extends({{0, 5}, {7, 9}}, {{0, 5}, {7, 10}}));
+  EXPECT_FALSE(extends({{0, 5}}, {{0, 7}}));                 // two more
+  EXPECT_FALSE(extends({{0, 5}}, {{1, 6}}));                 // a different start
+  EXPECT_FALSE(extends({{0, 5}, {7, 9}}, {{0, 4}, {7, 10}}));  // an earlier range differs
+  EXPECT_FALSE(extends({{0, 5}}, {{0, 5}, {6, 7}}));         // a new range
+  EXPECT_FALSE(extends({}, {{0, 1}}));                        // after an empty row
+}
+
 // The vector cache conversions round exactly as the scalar ones, saturate fp16, keep NaN.
 TEST(AttentionKernels, KvStoreConvertsLikeTheScalarConversions) {
   std::mt19937 rng(14);
