@@ -207,7 +207,7 @@ void span_attention(const float* q, const KvLayerView& kv, const int32_t* slot, 
       if (r - unit_first.back() == attn::kRowBlock || slot[r] != slot[r - 1] || !ranges.extends_previous(r)) {
         unit_first.push_back(r);
       }
-    unit_first.push_back(n);
+    if (n > 0) unit_first.push_back(n);
   }
   const int64_t units = whole_rows ? int64_t(unit_first.size()) - 1 : int64_t(n) * Hkv;
   const int max_rows = whole_rows ? attn::kRowBlock : 1;

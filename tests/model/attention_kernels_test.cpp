@@ -349,6 +349,21 @@ TEST(AttentionKernels, PromptRowsComputedTogetherGiveTheBitsOfEachRowAlone) {
   set_num_threads(saved_threads);
 }
 
+// A step with no query rows (every unit kind) computes nothing and writes nothing.
+TEST(AttentionKernels, NoRowsWriteNothing) {
+  std::mt19937 rng(16);
+  const Cache cache = make_cache(rng, 1, 2, 64, 16, DType::F32, 16);
+  AttendedRanges ranges;
+  ranges.assign_dense({});
+  AttentionWorkspace ws;
+  std::vector<float> q(64, 1.f), out(64, 7.f);
+  const int32_t slot = 0;
+  for (Isa isa : supported_isas()) {
+    span_attention(q.data(), cache.view(), &slot, ranges, out.data(), 0, 4, {isa, 256}, ws);
+    EXPECT_EQ(out, std::vector<float>(64, 7.f)) << isa_name(isa);
+  }
+}
+
 TEST(AttentionKernels, ARowExtendsThePreviousOnlyByItsOwnNextPosition) {
   const auto extends = [](std::vector<PosRange> a, std::vector<PosRange> b) {
     AttendedRanges r;
