@@ -52,7 +52,7 @@ std::string split_product(int64_t a, int64_t b) {
   std::vector<int64_t> partial;  // kept * term_i, then folded left to right
   for (int64_t t : terms) partial.push_back(kept * t);
   while (true) {
-    out += "=" + join(partial, " + ");
+    out.append("=").append(join(partial, " + "));
     if (partial.size() == 1) break;
     partial[1] += partial[0];
     partial.erase(partial.begin());
@@ -89,11 +89,11 @@ std::string split_quotient(int64_t a, int64_t b) {
   const std::string sum = join(mults, " + ");
   if (!negative) {
     out += sum;
-    if (mults.size() > 1) out += "=" + number_text(q0);
+    if (mults.size() > 1) out.append("=").append(number_text(q0));
   } else {
     out += mults.size() > 1 ? "-(" + sum + ")" : "-" + sum;
     if (rem != 0) out += " - 1";
-    if (mults.size() > 1 || rem != 0) out += "=" + number_text(rem != 0 ? -(q0 + 1) : -q0);
+    if (mults.size() > 1 || rem != 0) out.append("=").append(number_text(rem != 0 ? -(q0 + 1) : -q0));
   }
   return out;
 }

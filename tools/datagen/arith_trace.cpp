@@ -43,7 +43,10 @@ class TraceWriter {
     refs.insert(refs.end(), live_.begin(), live_.end());
     if (refs.size() == 1 && prev_anchor_ == refs[0]) return "[-1]";
     std::string out = "[";
-    for (size_t k = 0; k < refs.size(); ++k) out += (k ? "," : "") + std::to_string(refs[k]);
+    for (size_t k = 0; k < refs.size(); ++k) {
+      if (k) out += ',';
+      out += std::to_string(refs[k]);
+    }
     return out + "]";
   }
 

@@ -139,7 +139,7 @@ std::vector<int32_t> ChatTemplate::render(const std::vector<ChatMessage>& messag
       ids.push_back(bos_id);
       append(ids, turn);
     } else {
-      append(ids, tok.encode_continuation(" " + strip(m.content) + " "));
+      append(ids, tok.encode_continuation(fmt::format(" {} ", strip(m.content))));
       ids.push_back(eos_id);
     }
   }
