@@ -13,8 +13,9 @@
 // Weights packed in groups of kNR rows (the layout of matmul_kernels.h; the CPU backend
 // packs its weights so) come as one stream with one load per pair, and batch-1 decode
 // runs four accumulation chains at once instead of one.
-// hsum4 and load1 repeat matmul_avx2.cpp's on purpose: an inline function shared by files
-// built for different instruction sets could be linked in its AVX-512 form for both.
+// hsum4, load1 and for_each_tile repeat matmul_avx2.cpp's on purpose: an inline function
+// shared by files built for different instruction sets could be linked in its AVX-512
+// form for both.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
 // GCC 12 warns inside its own avx512fintrin.h about _mm*_undefined_*() (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
