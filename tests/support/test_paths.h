@@ -20,7 +20,8 @@ std::filesystem::path smollm2_dir();
 std::filesystem::path smollm2_gguf();  // the GGUF file in smollm2_dir()
 std::string smollm2_missing_message();
 
-// A fresh, empty directory under the system temp dir, unique to this test.
+// A fresh, empty directory under the system temp dir, unique to this test; removed when
+// the test passes (kept when it fails, or with SSPAN_KEEP_TEST_DIRS=1).
 std::filesystem::path scratch_dir(const std::string& tag);
 
 // The project source tree (for committed test data).
