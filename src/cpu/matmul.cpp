@@ -1,9 +1,9 @@
 // y[n, O] = x[n, K] . W[O, K]^T on the CPU: the matmul split into blocks for the threads,
 // each block computed by the register-tiled kernels of matmul_kernels.h.
 //
-// A task is a block of up to kRowBlock x-rows by a block of weight rows sized to stay in
-// L2 (kWeightBlockBytes): the weights come from memory once per task and are reused from
-// L2 by every x tile. Projections of one input (q, k, v) share one job: their tasks are
+// A task is a block of up to kRowBlock x-rows by a block of weight rows (up to
+// kWeightBlockBytes): the weights come from memory once per task and are reused from
+// cache by every x tile. Projections of one input (q, k, v) share one job: their tasks are
 // numbered one weight after another. Batch-1 decode is the same code with one x row:
 // memory-bound, each weight read once, every thread streaming its own blocks.
 #include <algorithm>

@@ -9,7 +9,8 @@
 // 128-bit halves, joined and converted to 16 fp32), broadcasts each x row's 8 values to
 // both halves and runs kMR * kNR / 2 multiply-adds: 6 x 8 holds 24 accumulators, 4 weight
 // pairs and an x vector in the 32 zmm registers, 24 FMAs per 10 loads. Blocks walk their
-// x tiles in the outer loop and prefetch the next weight tile as matmul_avx2.cpp does.
+// weight tiles in the outer loop, every x tile of one prefetching a share of the next
+// (for_each_tile).
 // Weights packed in groups of kNR rows (the layout of matmul_kernels.h; the CPU backend
 // packs its weights so) come as one stream with one load per pair, and batch-1 decode
 // runs four accumulation chains at once instead of one.
@@ -86,6 +87,15 @@ inline float load1(const std::byte* row, int64_t k) {
   else return bf16_to_float(reinterpret_cast<const uint16_t*>(row)[k]);
 }
 
+// The weights of the next tile column, prefetched by the x tiles of this one: tile `phase`
+// of `period` takes every period-th step of its k loop, so the stream is spread over all
+// of them (p = nullptr: nothing to prefetch).
+struct Ahead {
+  const std::byte* p = nullptr;
+  int phase = 0, period = 1;
+  bool at(int64_t step) const { return p && (period == 1 || step % period == phase); }  // no division at 1
+};
+
 // x[k..k+7] in both 256-bit halves.
 inline __m512 broadcast8(const float* x) {
   return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(x))));
@@ -116,11 +126,11 @@ inline void reduce_pairs(const __m512 (&acc)[NP], float* s) {
 }
 
 // y[i * ldy + j] for i < MR, j < nr (2 * NP - 1 <= nr <= 2 * NP) over the whole of K.
-// ahead: the weight rows the next tile reads (nullptr: none), prefetched a cache line per
-// row every 64 bytes of k.
+// ahead: the weight rows the next tile column reads, a cache line per row at its share of
+// the steps of 64 bytes of k.
 template <DType D, int MR, int NP>
 void tile(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride, int64_t K, float* y, int64_t ldy,
-          int64_t nr, const std::byte* ahead) {
+          int64_t nr, Ahead ahead) {
   constexpr int64_t kLine = 64 / int64_t(dtype_size(D));  // weights per cache line
   const int64_t K8 = K - K % 8;
   // Row pointers of each pair; an odd last row pairs with itself and its copy is dropped.
@@ -130,8 +140,8 @@ void tile(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride, int
   for (int i = 0; i < MR; ++i)
     for (int p = 0; p < NP; ++p) acc[i][p] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K8; k += 8) {
-    if (ahead && k % kLine == 0)
-      for (int j = 0; j < 2 * NP; ++j) __builtin_prefetch(ahead + j * w_stride + k * int64_t(dtype_size(D)), 0, 3);
+    if (k % kLine == 0 && ahead.at(k / kLine))
+      for (int j = 0; j < 2 * NP; ++j) __builtin_prefetch(ahead.p + j * w_stride + k * int64_t(dtype_size(D)), 0, 3);
     __m512 wv[NP];
     for (int p = 0; p < NP; ++p) wv[p] = load_pair<D>(row[2 * p], row[2 * p + 1], k);
     for (int i = 0; i < MR; ++i) {
@@ -153,10 +163,10 @@ void tile(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride, int
 
 // A tile of MR x-rows by one packed group of kNR weight rows (storing nr <= kNR outputs):
 // the group's chunks in order, kChunk bytes each, then the rows' tails. ahead: the next
-// group (nullptr: none), prefetched a chunk ahead of the same offset.
+// group, its chunks at this tile's share of the chunk steps.
 template <DType D, int MR>
 void packed_tile(const float* x, int64_t ldx, const std::byte* w, int64_t K, float* y, int64_t ldy, int64_t nr,
-                 const std::byte* ahead) {
+                 Ahead ahead) {
   constexpr int64_t kElem = D == DType::F32 ? 4 : 2, kChunk = kNR * 8 * kElem;
   const int64_t K8 = K - K % 8;
   __m512 acc[MR][kPairs];
@@ -164,8 +174,8 @@ void packed_tile(const float* x, int64_t ldx, const std::byte* w, int64_t K, flo
     for (int p = 0; p < kPairs; ++p) acc[i][p] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K8; k += 8) {
     const std::byte* chunk = w + k / 8 * kChunk;
-    if (ahead)
-      for (int64_t line = 0; line < kChunk; line += 64) __builtin_prefetch(ahead + k / 8 * kChunk + line, 0, 3);
+    if (ahead.at(k / 8))
+      for (int64_t line = 0; line < kChunk; line += 64) __builtin_prefetch(ahead.p + k / 8 * kChunk + line, 0, 3);
     __m512 wv[kPairs];
     for (int p = 0; p < kPairs; ++p) wv[p] = load_packed_pair<D>(chunk, p);
     for (int i = 0; i < MR; ++i) {
@@ -198,7 +208,7 @@ void packed_tile(const float* x, int64_t ldx, const std::byte* w, int64_t K, flo
 
 template <DType D, int MR>
 void tile_row(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride, int64_t K, float* y, int64_t ldy,
-              int64_t nr, const std::byte* ahead) {
+              int64_t nr, Ahead ahead) {
   switch ((nr + 1) / 2) {
     case 4: return tile<D, MR, 4>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
     case 3: return tile<D, MR, 3>(x, ldx, w, w_stride, K, y, ldy, nr, ahead);
@@ -209,25 +219,30 @@ void tile_row(const float* x, int64_t ldx, const std::byte* w, int64_t w_stride,
 
 static_assert(kPairs == 4 && kMR == 6, "tile_row and for_each_tile dispatch tiles of up to 6 x 8");
 
-// tile(MR, x, y, o, nr, first) for every tile of x rows by `step` weight rows of a block,
-// x tiles in the outer loop, with MR as a template constant (1..kMR) and nr <= step the
-// weight rows the tile stores; first: the block's first x tile, the one that brings its
-// weights in from memory.
+// tile(MR, x, y, o, nr, t, tiles) for every tile of x rows by `step` weight rows of a
+// block, with MR as a template constant (1..kMR), nr <= step the weight rows the tile
+// stores, and t the x tile of `tiles`. Weight columns are the outer loop: all x tiles of a
+// column run back to back, so the weights come from memory once and are reused from L1,
+// and every tile of a column prefetches its share of the next column's weights. The
+// stream from memory then overlaps all the FMAs of the block, not only the first x tile's:
+// with x tiles outermost, the first tile waited on memory and the later ones computed
+// with the memory idle (`sspan-bench matmul --weights memory`: 5-15% faster at 16-64 rows).
 template <class Tile>
 void for_each_tile(const MatmulBlock& b, int64_t step, Tile&& tile) {
-  for (int64_t i = 0; i < b.m; i += kMR) {
-    const float* x = b.x + i * b.ldx;
-    float* y = b.y + i * b.ldy;
-    const int64_t mr = std::min<int64_t>(kMR, b.m - i);
-    for (int64_t o = 0; o < b.n; o += step) {
-      const int64_t nr = std::min<int64_t>(step, b.n - o);
-      switch (mr) {
-        case 6: tile(std::integral_constant<int, 6>{}, x, y + o, o, nr, i == 0); break;
-        case 5: tile(std::integral_constant<int, 5>{}, x, y + o, o, nr, i == 0); break;
-        case 4: tile(std::integral_constant<int, 4>{}, x, y + o, o, nr, i == 0); break;
-        case 3: tile(std::integral_constant<int, 3>{}, x, y + o, o, nr, i == 0); break;
-        case 2: tile(std::integral_constant<int, 2>{}, x, y + o, o, nr, i == 0); break;
-        default: tile(std::integral_constant<int, 1>{}, x, y + o, o, nr, i == 0); break;
+  const int tiles = int((b.m + kMR - 1) / kMR);
+  for (int64_t o = 0; o < b.n; o += step) {
+    const int64_t nr = std::min<int64_t>(step, b.n - o);
+    for (int t = 0; t < tiles; ++t) {
+      const int64_t i = int64_t(t) * kMR;
+      const float* x = b.x + i * b.ldx;
+      float* y = b.y + i * b.ldy + o;
+      switch (std::min<int64_t>(kMR, b.m - i)) {
+        case 6: tile(std::integral_constant<int, 6>{}, x, y, o, nr, t, tiles); break;
+        case 5: tile(std::integral_constant<int, 5>{}, x, y, o, nr, t, tiles); break;
+        case 4: tile(std::integral_constant<int, 4>{}, x, y, o, nr, t, tiles); break;
+        case 3: tile(std::integral_constant<int, 3>{}, x, y, o, nr, t, tiles); break;
+        case 2: tile(std::integral_constant<int, 2>{}, x, y, o, nr, t, tiles); break;
+        default: tile(std::integral_constant<int, 1>{}, x, y, o, nr, t, tiles); break;
       }
     }
   }
@@ -238,9 +253,9 @@ template <DType D>
 void packed_block(const MatmulBlock& b) {
   const auto* w = static_cast<const std::byte*>(b.w);
   const int64_t group_bytes = kNR * b.K * int64_t(dtype_size(D));
-  for_each_tile(b, kNR, [&](auto MR, const float* x, float* y, int64_t o, int64_t nr, bool first) {
+  for_each_tile(b, kNR, [&](auto MR, const float* x, float* y, int64_t o, int64_t nr, int t, int tiles) {
     const std::byte* wo = w + o / kNR * group_bytes;
-    const std::byte* ahead = first && o + kNR < b.n ? wo + group_bytes : nullptr;  // as block() does
+    const Ahead ahead{o + kNR < b.n ? wo + group_bytes : nullptr, t, tiles};
     packed_tile<D, decltype(MR)::value>(x, b.ldx, wo, b.K, y, b.ldy, nr, ahead);
   });
 }
@@ -250,11 +265,9 @@ void block(const MatmulBlock& b) {
   const auto* w = static_cast<const std::byte*>(b.w);
   const int64_t w_stride = b.ldw * int64_t(dtype_size(D));
   const int64_t step = b.m == 1 ? kGemvNR : kNR;
-  for_each_tile(b, step, [&](auto MR, const float* x, float* y, int64_t o, int64_t nr, bool first) {
+  for_each_tile(b, step, [&](auto MR, const float* x, float* y, int64_t o, int64_t nr, int t, int tiles) {
     const std::byte* wo = w + o * w_stride;
-    // The first x tile prefetches the next tile's rows while computing, so the stream
-    // never stalls.
-    const std::byte* ahead = first && o + 2 * step <= b.n ? wo + step * w_stride : nullptr;
+    const Ahead ahead{o + 2 * step <= b.n ? wo + step * w_stride : nullptr, t, tiles};
     tile_row<D, decltype(MR)::value>(x, b.ldx, wo, w_stride, b.K, y, b.ldy, nr, ahead);
   });
 }
