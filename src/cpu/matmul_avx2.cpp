@@ -10,7 +10,10 @@
 // matmul.cpp to stay in L2) pass under it. The first x tile is the one that brings the
 // block's weights in from memory; it prefetches the next tile's weight rows as it goes,
 // which the hardware prefetcher alone does not keep up with (decode at batch 16 gained
-// about a quarter, batch 1 reads its weights faster too: `sspan-bench matmul`). Weights
+// about a quarter, batch 1 reads its weights faster too: `sspan-bench matmul`). The
+// AVX-512 kernels walk the weight tiles outermost instead; here that measured 6-17%
+// slower at 16-512 rows (SSPAN_CPU_ISA=avx2 on an Intel Xeon): a 4-row x tile is re-read
+// from L2 for every 3-row weight group. Weights
 // packed in groups of kNR rows (matmul_kernels.h; the CPU backend packs its weights so)
 // make a tile's rows one stream: batch-1 decode on the 110M shape ran 1.7x faster on a
 // Zen 4 part restricted to these kernels (SSPAN_CPU_ISA=avx2), batch 16 1.06-1.24x.
